@@ -1,0 +1,289 @@
+// See commit_server.h.
+#include "sidecar/commit_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sidecar/log.h"
+#include "vfs/commit_protocol.h"
+
+namespace litefs {
+
+struct CommitServer::Conn {
+  uv_pipe_t pipe;
+  CommitServer* server = nullptr;
+  wire::FrameReader reader;
+  bool waiting = false;   // a request is being served; later ones wait
+  bool closing = false;
+  bool handle_closed = false;  // freed when both the handle and any commit are done
+  uint32_t pid = 0;
+  std::string writing_db;  // Begin approved, no Commit/Abort yet
+};
+
+namespace {
+
+// True if a live process accepts connections on `path`.
+bool SocketIsLive(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  bool live = connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return live;
+}
+
+wire::Message Reply(wire::MsgType type, std::string text = {}) {
+  wire::Message m;
+  m.type = type;
+  m.text = std::move(text);
+  return m;
+}
+
+}  // namespace
+
+CommitServer::~CommitServer() {
+  // Close() must have run; handles are owned by the loop until their close callbacks.
+}
+
+Status CommitServer::Listen(const std::string& path) {
+  struct sockaddr_un probe;
+  if (path.size() >= sizeof probe.sun_path) {
+    return Status::Error("commit socket path is too long (" + std::to_string(path.size()) +
+                         " bytes, the limit is " + std::to_string(sizeof probe.sun_path - 1) +
+                         "): " + path + "; use a shorter dir");
+  }
+  if (SocketIsLive(path)) {
+    return Status::Error("another litefs sidecar is already serving " + path);
+  }
+  unlink(path.c_str());  // a stale socket from a sidecar that died
+  server_ = new uv_pipe_t;
+  uv_pipe_init(loop_, server_, 0);
+  server_->data = this;
+  int rc = uv_pipe_bind(server_, path.c_str());
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(server_), 128, OnConnection);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(server_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+    server_ = nullptr;
+    return Status::Error("listen on " + path + ": " + uv_strerror(rc));
+  }
+  // Apps may run as another user (another container of the pod).
+  chmod(path.c_str(), 0666);
+  path_ = path;
+  return Status();
+}
+
+void CommitServer::OnConnection(uv_stream_t* stream, int status) {
+  auto* self = static_cast<CommitServer*>(stream->data);
+  if (status < 0) return;
+  auto* conn = new Conn;
+  conn->server = self;
+  uv_pipe_init(self->loop_, &conn->pipe, 0);
+  conn->pipe.data = conn;
+  if (uv_accept(stream, reinterpret_cast<uv_stream_t*>(&conn->pipe)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe),
+             [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+    return;
+  }
+  self->conns_.insert(conn);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&conn->pipe),
+      [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
+        buf->base = new char[suggested];
+        buf->len = suggested;
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* c = static_cast<Conn*>(s->data);
+        if (n > 0) c->reader.Append({reinterpret_cast<uint8_t*>(buf->base), size_t(n)});
+        delete[] buf->base;
+        if (n < 0) {
+          c->server->Drop(c);
+          return;
+        }
+        c->server->Process(c);
+      });
+}
+
+void CommitServer::Process(Conn* conn) {
+  while (!conn->waiting && !conn->closing) {
+    wire::Message msg;
+    Result<bool> got = conn->reader.Next(msg);
+    if (!got.ok()) {
+      log::Warn("bad message on the commit socket; dropping the connection",
+                {{"pid", std::to_string(conn->pid)}, {"error", got.message()}});
+      Drop(conn);
+      return;
+    }
+    if (!*got) return;
+    Handle(conn, std::move(msg));
+  }
+}
+
+void CommitServer::Handle(Conn* conn, wire::Message msg) {
+  switch (msg.type) {
+    case wire::MsgType::kHello:
+      conn->pid = msg.pid;
+      if (msg.version != wire::kProtocolVersion) {
+        Reply(conn, litefs::Reply(wire::MsgType::kError,
+                                  "protocol version " + std::to_string(msg.version) +
+                                      " is not supported (this sidecar speaks " +
+                                      std::to_string(wire::kProtocolVersion) + ")"));
+        return;
+      }
+      Reply(conn, litefs::Reply(wire::MsgType::kOk));
+      return;
+
+    case wire::MsgType::kBegin: {
+      if (!store_.is_primary()) {
+        const auto& p = store_.primary();
+        Reply(conn, litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : ""));
+        return;
+      }
+      Result<Database*> db = store_.GetOrCreate(msg.text);
+      if (!db.ok()) {
+        Reply(conn, litefs::Reply(wire::MsgType::kError, db.message()));
+        return;
+      }
+      Database* d = *db;
+      if (d->recovering()) {
+        // A database seen for the first time (or being checked): answer
+        // once it is settled rather than make the app retry.
+        conn->waiting = true;
+        d->WhenSettled([this, conn, d] {
+          if (!Resume(conn)) return;
+          AnswerBegin(conn, d);
+          Process(conn);
+        });
+        return;
+      }
+      AnswerBegin(conn, d);
+      return;
+    }
+
+    case wire::MsgType::kCommit: {
+      conn->writing_db.clear();
+      Database* db = store_.Find(msg.text);
+      if (!store_.is_primary() || !db) {
+        // The app's commit already happened; recovery will record it if this
+        // node is (again) the primary.
+        Reply(conn, litefs::Reply(wire::MsgType::kError,
+                                  db ? "this node is no longer the primary"
+                                     : "unknown database " + msg.text));
+        return;
+      }
+      conn->waiting = true;
+      db->Commit(std::move(msg.ranges), msg.flags & wire::kCommitSynced,
+                 [this, conn](Result<ltx::Pos> pos) {
+                   if (!Resume(conn)) return;
+                   wire::Message reply;
+                   if (pos.ok()) {
+                     reply.type = wire::MsgType::kOk;
+                     reply.txid = pos->txid;
+                     reply.checksum = pos->checksum;
+                   } else {
+                     reply = litefs::Reply(wire::MsgType::kError, pos.message());
+                   }
+                   Reply(conn, reply);
+                   Process(conn);
+                 });
+      return;
+    }
+
+    case wire::MsgType::kAbort:
+      conn->writing_db.clear();
+      return;
+
+    default:
+      log::Warn("unexpected message on the commit socket", {{"type", std::to_string(int(msg.type))}});
+      Drop(conn);
+      return;
+  }
+}
+
+void CommitServer::AnswerBegin(Conn* conn, Database* db) {
+  if (!store_.is_primary()) {
+    const auto& p = store_.primary();
+    Reply(conn, litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : ""));
+    return;
+  }
+  if (!db->writable()) {
+    db->Recover();  // the last recovery failed: try again, and let the app retry
+    Reply(conn, litefs::Reply(wire::MsgType::kBusy, db->problem()));
+    return;
+  }
+  conn->writing_db = db->name();
+  Reply(conn, litefs::Reply(wire::MsgType::kOk));
+}
+
+bool CommitServer::Resume(Conn* conn) {
+  conn->waiting = false;
+  if (!conn->closing) return true;
+  if (conn->handle_closed) delete conn;
+  return false;
+}
+
+void CommitServer::Reply(Conn* conn, const wire::Message& msg) {
+  struct WriteReq {
+    uv_write_t req;
+    std::string bytes;
+  };
+  auto* w = new WriteReq;
+  wire::EncodeMessage(msg, w->bytes);
+  uv_buf_t buf = uv_buf_init(w->bytes.data(), unsigned(w->bytes.size()));
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&conn->pipe), &buf, 1,
+                    [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
+  if (rc != 0) {
+    delete w;
+    Drop(conn);
+  }
+}
+
+void CommitServer::Drop(Conn* conn) {
+  if (conn->closing) return;
+  conn->closing = true;
+  conns_.erase(conn);
+  if (!conn->writing_db.empty()) {
+    // The app vanished inside a write transaction, maybe after its commit
+    // point: make the database and the log agree again.
+    if (Database* db = store_.Find(conn->writing_db)) {
+      log::Warn("a writer disconnected mid-transaction; checking the database",
+                {{"db", conn->writing_db}, {"pid", std::to_string(conn->pid)}});
+      db->Recover();
+    }
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe), [](uv_handle_t* h) {
+    auto* c = static_cast<Conn*>(h->data);
+    // A commit still running holds a pointer to the connection: whichever
+    // finishes last frees it.
+    c->handle_closed = true;
+    if (!c->waiting) delete c;
+  });
+}
+
+void CommitServer::Close(std::function<void()> done) {
+  for (Conn* c : std::set<Conn*>(conns_)) Drop(c);
+  if (!server_) {
+    if (done) done();
+    return;
+  }
+  auto* cb = new std::function<void()>(std::move(done));
+  server_->data = cb;
+  uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) {
+    auto* fn = static_cast<std::function<void()>*>(h->data);
+    delete reinterpret_cast<uv_pipe_t*>(h);
+    if (*fn) (*fn)();
+    delete fn;
+  });
+  server_ = nullptr;
+  unlink(path_.c_str());
+}
+
+}  // namespace litefs

@@ -1,0 +1,52 @@
+// The sidecar end of the commit protocol (vfs/commit_protocol.h): a Unix
+// socket in the managed directory that app processes connect to. Approves
+// write transactions on the primary (Begin), hands captured commits to
+// their Database and answers with the new position, and turns a connection
+// that vanished in the middle of a write transaction into a recovery of that
+// database (the app may have died between its commit point and Commit).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "ltx/status.h"
+#include "sidecar/store.h"
+
+namespace litefs {
+
+class CommitServer {
+ public:
+  CommitServer(uv_loop_t* loop, Store& store) : loop_(loop), store_(store) {}
+  ~CommitServer();
+
+  // Binds the socket; refuses when another sidecar is serving it.
+  Status Listen(const std::string& path);
+  // Stops accepting, drops every connection, removes the socket file.
+  void Close(std::function<void()> done);
+
+  size_t connections() const { return conns_.size(); }
+
+ private:
+  struct Conn;
+  static void OnConnection(uv_stream_t* server, int status);
+  void Process(Conn* conn);
+  void Handle(Conn* conn, wire::Message msg);
+  void AnswerBegin(Conn* conn, Database* db);
+  // Marks the connection's pending request done; false if the connection
+  // went away meanwhile (and was freed).
+  static bool Resume(Conn* conn);
+  void Reply(Conn* conn, const wire::Message& msg);
+  void Drop(Conn* conn);
+
+  uv_loop_t* loop_;
+  Store& store_;
+  std::string path_;
+  uv_pipe_t* server_ = nullptr;
+  std::set<Conn*> conns_;
+};
+
+}  // namespace litefs

@@ -1,0 +1,384 @@
+// litefs.yml loading: file lookup, env expansion, strict decoding, validation.
+#include "sidecar/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <initializer_list>
+#include <map>
+
+#include "sidecar/env_expand.h"
+
+namespace litefs {
+namespace {
+
+std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// Where a YAML node sits, for messages: "in litefs.yml line 7" / "at line 7".
+std::string Where(const std::string& source, const YAML::Mark& mark) {
+  if (mark.is_null()) return source.empty() ? "" : "in " + source;
+  const std::string line = "line " + std::to_string(mark.line + 1);
+  return source.empty() ? "at " + line : "in " + source + " " + line;
+}
+
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    default: return "nothing";
+  }
+}
+
+// One map level of the config, checked against its known keys.
+struct Section {
+  struct Entry {
+    YAML::Node key;
+    YAML::Node value;
+  };
+  std::map<std::string, Entry, std::less<>> entries;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(std::string source) : source_(std::move(source)) {}
+
+  // Checks `node` is a map (null counts as empty) whose keys are all in `known`;
+  // `path` is the dotted path of the map itself ("" for the root).
+  Status ReadSection(const YAML::Node& node, const std::string& path,
+                     std::initializer_list<std::string_view> known, Section* out) {
+    if (!node.IsDefined() || node.IsNull()) return Status();
+    if (!node.IsMap()) {
+      if (path.empty()) {
+        return Status::Error("config must be a map of keys, got " + Describe(node) +
+                             Suffix(node.Mark()));
+      }
+      return Status::Error(path + ": expected a map of keys, got " + Describe(node) +
+                           Suffix(node.Mark()));
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) {
+        return Status::Error("config key " + Describe(key) + " is not a name" +
+                             Suffix(key.Mark()));
+      }
+      const std::string name = key.Scalar();
+      const std::string full = path.empty() ? name : path + "." + name;
+      bool ok = false;
+      for (std::string_view k : known) ok = ok || k == name;
+      if (!ok) {
+        return Status::Error("unknown config key " + Quote(full) + " " +
+                             Where(source_, key.Mark()));
+      }
+      if (out->entries.count(name) != 0) {
+        return Status::Error("duplicate config key " + Quote(full) + " " +
+                             Where(source_, key.Mark()));
+      }
+      out->entries.emplace(name, Section::Entry{key, it->second});
+    }
+    return Status();
+  }
+
+  // Each getter leaves *out alone when the key is absent or null.
+  Status String(const Section& s, std::string_view name, const std::string& full,
+                std::string* out) {
+    const YAML::Node* v = Find(s, name);
+    if (v == nullptr) return Status();
+    if (!v->IsScalar()) {
+      return Status::Error(full + ": expected a string, got " + Describe(*v) +
+                           Suffix(v->Mark()));
+    }
+    *out = v->Scalar();
+    return Status();
+  }
+
+  Status Bool(const Section& s, std::string_view name, const std::string& full, bool* out) {
+    const YAML::Node* v = Find(s, name);
+    if (v == nullptr) return Status();
+    bool b = false;
+    if (!v->IsScalar() || !YAML::convert<bool>::decode(*v, b)) {
+      return Status::Error(full + ": expected a boolean, got " + Describe(*v) +
+                           Suffix(v->Mark()));
+    }
+    *out = b;
+    return Status();
+  }
+
+  Status Dur(const Section& s, std::string_view name, const std::string& full,
+             Duration* out) {
+    const YAML::Node* v = Find(s, name);
+    if (v == nullptr) return Status();
+    if (!v->IsScalar()) {
+      return Status::Error(full + ": expected a duration, got " + Describe(*v) +
+                           Suffix(v->Mark()));
+    }
+    Result<Duration> d = ParseGoDuration(v->Scalar());
+    if (!d.ok()) return Status::Error(full + ": " + d.message() + Suffix(v->Mark()));
+    *out = *d;
+    return Status();
+  }
+
+  bool Has(const Section& s, std::string_view name) { return Find(s, name) != nullptr; }
+
+  const YAML::Node* Find(const Section& s, std::string_view name) {
+    auto it = s.entries.find(name);
+    if (it == s.entries.end() || it->second.value.IsNull()) return nullptr;
+    return &it->second.value;
+  }
+
+  YAML::Node Sub(const Section& s, std::string_view name) {
+    auto it = s.entries.find(name);
+    return it == s.entries.end() ? YAML::Node() : it->second.value;
+  }
+
+ private:
+  std::string Suffix(const YAML::Mark& mark) const {
+    const std::string w = Where(source_, mark);
+    return w.empty() ? "" : " (" + w + ")";
+  }
+
+  std::string source_;
+};
+
+// Makes `p` absolute against the working directory and lexically normal,
+// without a trailing '/'.
+Result<std::string> AbsolutePath(const std::string& p, const std::string& key) {
+  std::filesystem::path path(p);
+  if (path.is_relative()) {
+    std::error_code ec;
+    std::filesystem::path cwd = std::filesystem::current_path(ec);
+    if (ec) return Status::Error(key + ": resolve " + Quote(p) + ": " + ec.message());
+    path = cwd / path;
+  }
+  std::string s = path.lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+struct Raw {
+  std::string dir, fuse_dir, data_dir;
+};
+
+Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
+  Section top;
+  LITEFS_RETURN_IF_ERROR(
+      d.ReadSection(root, "", {"dir", "data", "fuse", "http", "lease", "log"}, &top));
+  LITEFS_RETURN_IF_ERROR(d.String(top, "dir", "dir", &raw->dir));
+
+  Section data;
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "data"), "data", {"dir", "compress"}, &data));
+  LITEFS_RETURN_IF_ERROR(d.String(data, "dir", "data.dir", &raw->data_dir));
+  LITEFS_RETURN_IF_ERROR(d.Bool(data, "compress", "data.compress", &cfg->data_compress));
+
+  Section fuse;
+  LITEFS_RETURN_IF_ERROR(
+      d.ReadSection(d.Sub(top, "fuse"), "fuse", {"dir", "allow-other", "debug"}, &fuse));
+  LITEFS_RETURN_IF_ERROR(d.String(fuse, "dir", "fuse.dir", &raw->fuse_dir));
+  for (const char* ignored : {"allow-other", "debug"}) {
+    const std::string full = std::string("fuse.") + ignored;
+    bool unused = false;
+    LITEFS_RETURN_IF_ERROR(d.Bool(fuse, ignored, full, &unused));
+    if (fuse.entries.count(ignored) != 0) {
+      cfg->warnings.push_back(full + " is ignored: litefs-vfs does not use FUSE");
+    }
+  }
+
+  Section http;
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "http"), "http", {"addr"}, &http));
+  LITEFS_RETURN_IF_ERROR(d.String(http, "addr", "http.addr", &cfg->http_addr));
+
+  Section lease;
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(
+      d.Sub(top, "lease"), "lease",
+      {"type", "candidate", "hostname", "advertise-url", "reconnect-delay"}, &lease));
+  LITEFS_RETURN_IF_ERROR(d.String(lease, "type", "lease.type", &cfg->lease.type));
+  LITEFS_RETURN_IF_ERROR(d.Bool(lease, "candidate", "lease.candidate", &cfg->lease.candidate));
+  LITEFS_RETURN_IF_ERROR(d.String(lease, "hostname", "lease.hostname", &cfg->lease.hostname));
+  LITEFS_RETURN_IF_ERROR(
+      d.String(lease, "advertise-url", "lease.advertise-url", &cfg->lease.advertise_url));
+  LITEFS_RETURN_IF_ERROR(
+      d.Dur(lease, "reconnect-delay", "lease.reconnect-delay", &cfg->lease.reconnect_delay));
+
+  Section log;
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", {"format", "debug"}, &log));
+  LITEFS_RETURN_IF_ERROR(d.String(log, "format", "log.format", &cfg->log.format));
+  LITEFS_RETURN_IF_ERROR(d.Bool(log, "debug", "log.debug", &cfg->log.debug));
+  return Status();
+}
+
+Status Validate(const Raw& raw, Config* cfg) {
+  std::string dir, fuse_dir;
+  if (!raw.dir.empty()) {
+    Result<std::string> p = AbsolutePath(raw.dir, "dir");
+    if (!p.ok()) return p.status();
+    dir = *p;
+  }
+  if (!raw.fuse_dir.empty()) {
+    Result<std::string> p = AbsolutePath(raw.fuse_dir, "fuse.dir");
+    if (!p.ok()) return p.status();
+    fuse_dir = *p;
+  }
+  if (!dir.empty() && !fuse_dir.empty() && dir != fuse_dir) {
+    return Status::Error("dir " + Quote(dir) + " and fuse.dir " + Quote(fuse_dir) +
+                         " are both set and differ (fuse.dir is an alias of dir)");
+  }
+  if (dir.empty()) dir = fuse_dir;
+  if (dir.empty()) return Status::Error("dir is required (fuse.dir is accepted as an alias)");
+  cfg->dir = dir;
+
+  if (raw.data_dir.empty()) {
+    cfg->data_dir = dir == "/" ? "/.litefs" : dir + "/.litefs";
+  } else {
+    Result<std::string> p = AbsolutePath(raw.data_dir, "data.dir");
+    if (!p.ok()) return p.status();
+    cfg->data_dir = *p;
+  }
+  if (cfg->data_dir == cfg->dir) {
+    return Status::Error("data.dir must differ from dir (both are " + Quote(dir) + ")");
+  }
+
+  Result<std::pair<std::string, int>> addr = ParseHostPort(cfg->http_addr);
+  if (!addr.ok()) return addr.status().Context("http.addr");
+
+  if (cfg->lease.type.empty()) return Status::Error("lease.type is required (supported: static)");
+  if (cfg->lease.type != "static") {
+    return Status::Error("lease.type " + Quote(cfg->lease.type) +
+                         " is not supported (supported: static)");
+  }
+  const std::string& url = cfg->lease.advertise_url;
+  if (!url.empty() && (url.rfind("http://", 0) != 0 || url.size() == 7)) {
+    return Status::Error("lease.advertise-url " + Quote(url) +
+                         " must be an http:// URL (e.g. http://primary:20202)");
+  }
+  if (cfg->lease.type == "static" && !cfg->lease.candidate && url.empty()) {
+    return Status::Error(
+        "lease.advertise-url is required on a replica: it names the primary's API URL");
+  }
+  if (cfg->lease.reconnect_delay.count() < 0) {
+    return Status::Error("lease.reconnect-delay must not be negative");
+  }
+
+  if (cfg->log.format != "text" && cfg->log.format != "json") {
+    return Status::Error("log.format " + Quote(cfg->log.format) +
+                         " is not supported (supported: text, json)");
+  }
+  return Status();
+}
+
+Result<Config> Parse(std::string_view text, bool expand_env, const std::string& source) {
+  std::string expanded;
+  if (expand_env) {
+    EnsureHostnameEnv();
+    expanded = ExpandEnv(text);
+  } else {
+    expanded = std::string(text);
+  }
+  Config cfg;
+  cfg.path = source;
+  Raw raw;
+  const std::string what = source.empty() ? "parse config" : "parse " + source;
+  try {
+    YAML::Node root = YAML::Load(expanded);
+    Decoder decoder(source);
+    LITEFS_RETURN_IF_ERROR(Decode(decoder, root, &cfg, &raw));
+  } catch (const YAML::Exception& e) {
+    // e.what() already reads "yaml-cpp: error at line L, column C: ...".
+    return Status::Error(what + ": " + e.what());
+  } catch (const std::exception& e) {
+    return Status::Error(what + ": " + e.what());
+  }
+  LITEFS_RETURN_IF_ERROR(Validate(raw, &cfg));
+  return cfg;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+Result<Config> LoadConfig(const std::string& path, bool expand_env) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Error("config file not found: " + path);
+    return Status::Error("open config file " + path + ": " + std::strerror(errno));
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::Error("read config file " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, size_t(n));
+  }
+  ::close(fd);
+  return Parse(text, expand_env, path);
+}
+
+Result<Config> ParseConfig(std::string_view yaml_text, bool expand_env) {
+  return Parse(yaml_text, expand_env, "");
+}
+
+Result<std::string> FindConfigFile(std::optional<std::string> explicit_path) {
+  if (explicit_path) {
+    if (Exists(*explicit_path)) return *explicit_path;
+    return Status::Error("config file not found: " + *explicit_path);
+  }
+  std::vector<std::string> candidates = {"./litefs.yml"};
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') candidates.push_back(std::string(home) + "/litefs.yml");
+  candidates.push_back("/etc/litefs.yml");
+  std::string tried;
+  for (const std::string& c : candidates) {
+    if (Exists(c)) return c;
+    tried += (tried.empty() ? "" : ", ") + c;
+  }
+  return Status::Error("no config file found (tried " + tried + ")");
+}
+
+Result<std::pair<std::string, int>> ParseHostPort(std::string_view addr) {
+  auto bad = [&](const std::string& why) {
+    return Status::Error("invalid address " + Quote(addr) + ": " + why +
+                         " (expected [host]:port)");
+  };
+  std::string_view host, port;
+  if (!addr.empty() && addr[0] == '[') {
+    const size_t close = addr.find(']');
+    if (close == std::string_view::npos) return bad("missing ']'");
+    host = addr.substr(1, close - 1);
+    if (host.empty()) return bad("empty host in brackets");
+    if (close + 1 >= addr.size() || addr[close + 1] != ':') return bad("missing port");
+    port = addr.substr(close + 2);
+  } else {
+    const size_t colon = addr.rfind(':');
+    if (colon == std::string_view::npos) return bad("missing port");
+    host = addr.substr(0, colon);
+    port = addr.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return bad("too many colons (write an IPv6 host in brackets)");
+    }
+  }
+  if (host.find_first_of("[]") != std::string_view::npos) return bad("unexpected bracket");
+  if (port.empty()) return bad("missing port");
+  int value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return bad("port must be a number");
+    value = value > 65535 ? value : value * 10 + (c - '0');
+  }
+  if (value > 65535) return bad("port must be 0..65535");
+  return std::pair<std::string, int>(std::string(host), value);
+}
+
+}  // namespace litefs

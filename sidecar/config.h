@@ -1,0 +1,69 @@
+// The sidecar's configuration (litefs.yml): locating the file, environment
+// expansion, strict YAML decoding into Config, defaults and validation.
+//
+// Contract: every function returns errors as values (yaml-cpp exceptions are
+// caught inside); an error names the offending key and, for YAML problems, the
+// file and line. Unknown keys at any level are errors: only the keys of
+// features that exist are accepted (listed at ParseConfig below).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ltx/status.h"
+#include "sidecar/duration.h"
+
+namespace litefs {
+
+struct Config {
+  std::string dir;        // managed directory (absolute, normalised); `dir` or `fuse.dir`
+  std::string data_dir;   // sidecar state; default <dir>/.litefs (absolute, normalised)
+  bool data_compress = true;
+  std::string http_addr = ":20202";  // node API bind address, [host]:port
+
+  struct Lease {
+    std::string type;            // "static" (the only type supported now)
+    bool candidate = true;       // static: true = this node is the primary
+    std::string hostname;        // the primary's hostname (published in .primary)
+    std::string advertise_url;   // the primary's node API URL (http://...)
+    Duration reconnect_delay = std::chrono::seconds(1);
+  } lease;
+
+  struct Log {
+    std::string format = "text";  // "text" | "json"
+    bool debug = false;
+  } log;
+
+  std::string path;                   // the file it came from ("" from ParseConfig)
+  std::vector<std::string> warnings;  // accepted-but-ignored keys, for the log
+};
+
+// Reads, expands (unless expand_env is false) and parses the file at `path`.
+// Errors name the file: `unknown config key "lease.cnadidate" in litefs.yml line 7`.
+Result<Config> LoadConfig(const std::string& path, bool expand_env = true);
+
+// Parses config text. When expand_env is true, HOSTNAME is first set to the OS
+// hostname if empty (see EnsureHostnameEnv) and $VARs are expanded on the raw
+// text. Accepted keys: dir (alias fuse.dir), data.dir, data.compress, http.addr,
+// lease.type, lease.candidate, lease.hostname, lease.advertise-url,
+// lease.reconnect-delay, log.format, log.debug; fuse.allow-other and fuse.debug
+// are accepted, ignored, and reported in Config::warnings. Relative paths are
+// resolved against the current working directory.
+Result<Config> ParseConfig(std::string_view yaml_text, bool expand_env = true);
+
+// The config file to load: `explicit_path` if given (it must exist, else
+// "config file not found: <path>"); otherwise the first existing of
+// ./litefs.yml, $HOME/litefs.yml, /etc/litefs.yml (returned as spelled here,
+// with $HOME expanded); none -> an error listing the paths tried.
+Result<std::string> FindConfigFile(std::optional<std::string> explicit_path);
+
+// Splits a listen/dial address "[host]:port": ":20202" -> {"", 20202},
+// "127.0.0.1:0" -> {"127.0.0.1", 0}, "[::1]:80" -> {"::1", 80}. The port must
+// be decimal 0..65535; an unbracketed host must not contain ':'.
+Result<std::pair<std::string, int>> ParseHostPort(std::string_view addr);
+
+}  // namespace litefs

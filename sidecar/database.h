@@ -1,0 +1,113 @@
+// One replicated database: its files (`<dir>/<name>`, `<dir>/<name>-pos`,
+// `<data-dir>/dbs/<name>/ltx/`), its position, its page checksum table, and
+// the operations that change them — recovery, capturing a commit on the
+// primary, applying a received LTX on a replica — run in order on the
+// database's strand (thread pool), with completions on the loop thread.
+// Snapshots for replicas are written on a second strand so that a long
+// snapshot never delays a commit.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ltx/header.h"
+#include "ltx/pos.h"
+#include "ltx/status.h"
+#include "sidecar/ltx_log.h"
+#include "sidecar/ltx_writer.h"
+#include "sidecar/page_checksums.h"
+#include "sidecar/strand.h"
+#include "vfs/commit_protocol.h"
+
+namespace litefs {
+
+// What every database of a node shares.
+struct DatabaseEnv {
+  uv_loop_t* loop = nullptr;
+  std::string dir;       // the managed directory
+  std::string data_dir;  // the sidecar's own state
+  bool compress = true;
+  uint64_t node_id = 0;
+};
+
+// "the database name is valid": a plain file name inside the managed
+// directory — no '/', no NUL, not "." or "..", not hidden, not one of
+// SQLite's or LiteFS's side-file suffixes, at most 255 bytes.
+Status ValidateDbName(std::string_view name);
+
+class Database {
+ public:
+  Database(const DatabaseEnv& env, std::string name);
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& db_path() const { return db_path_; }
+  LtxLog& log() { return log_; }
+  ltx::Pos pos() const;  // thread-safe
+
+  // Loop thread: true once recovery succeeded and until a failure that
+  // needs another recovery; `problem()` says why not.
+  bool writable() const { return state_ == State::kReady; }
+  bool recovering() const { return state_ == State::kRecovering; }
+  const std::string& problem() const { return problem_; }
+
+  // Runs `fn` (loop thread) once no recovery is in progress: at once, or
+  // when the current recovery finishes.
+  void WhenSettled(std::function<void()> fn);
+
+  // Runs `fn` on the loop thread after every position change.
+  void SetOnChange(std::function<void(Database&)> fn) { on_change_ = std::move(fn); }
+
+  // Brings the position and the checksum table in line with the files
+  // (startup, and after a writer vanished or a capture failed).
+  void Recover(std::function<void(Status)> done = nullptr);
+
+  // Primary: records the transaction the app just committed (it holds the
+  // EXCLUSIVE lock until `done` runs).
+  void Commit(std::vector<wire::ByteRange> ranges, bool synced,
+              std::function<void(Result<ltx::Pos>)> done);
+
+  // Replica: verifies the received LTX file at `tmp_path`, checks that it
+  // continues this database's history (or is a snapshot), installs it in
+  // the log and applies it. The file is consumed either way.
+  void ApplyReceived(std::string tmp_path, std::function<void(Status)> done);
+
+  // Primary: writes a snapshot of the current database to `path`.
+  void MakeSnapshot(std::string path, std::function<void(Result<SnapshotFile>)> done);
+
+ private:
+  enum class State { kRecovering, kReady, kBroken };
+
+  // Strand jobs.
+  Status RecoverJob();
+  Result<ltx::Pos> CommitJob(const std::vector<wire::ByteRange>& ranges, bool synced);
+  Status ApplyJob(const std::string& tmp_path);
+  Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);
+  void SetPos(ltx::Pos pos);
+  void Finished(const Status& st, bool changed);
+
+  DatabaseEnv env_;
+  std::string name_;
+  std::string db_path_;
+  std::string pos_path_;
+  LtxLog log_;
+  Strand strand_;
+  Strand snapshot_strand_;
+  PageChecksums checksums_;  // strand-owned
+
+  mutable std::mutex mu_;
+  ltx::Pos pos_;  // guarded by mu_
+
+  // Loop thread.
+  State state_ = State::kRecovering;
+  std::string problem_ = "recovering";
+  std::function<void(Database&)> on_change_;
+  std::vector<std::function<void()>> settled_waiters_;
+};
+
+}  // namespace litefs

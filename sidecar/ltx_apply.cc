@@ -1,0 +1,170 @@
+// See ltx_apply.h.
+#include "sidecar/ltx_apply.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "ltx/checksum.h"
+#include "ltx/decoder.h"
+#include "ltx/pos.h"
+#include "sidecar/db_pages.h"
+#include "sidecar/fsutil.h"
+#include "sidecar/hot_journal.h"
+#include "sidecar/rollback_journal.h"
+#include "sidecar/sqlite_locks.h"
+
+namespace litefs {
+namespace {
+
+}  // namespace
+
+Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path) {
+  Result<fs::UniqueFd> fd = fs::Open(ltx_path, O_RDONLY);
+  if (!fd.ok()) return fd.status();
+  io::FdReader reader(fd->get());
+  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(reader);
+  if (!dec.ok()) return dec.status().Context(ltx_path);
+  VerifiedLtx out;
+  out.header = (*dec)->header();
+  std::vector<uint8_t> page;
+  for (;;) {
+    Result<uint32_t> pgno = (*dec)->NextPage(page);
+    if (!pgno.ok()) return pgno.status().Context(ltx_path);
+    if (*pgno == 0) break;
+    out.pgnos.push_back(*pgno);
+  }
+  Result<ltx::Trailer> trailer = (*dec)->Finish();
+  if (!trailer.ok()) return trailer.status().Context(ltx_path);
+  out.trailer = *trailer;
+  return out;
+}
+
+namespace {
+
+// Pages of the current database (numbered in its own page size) whose
+// content the apply destroys: those overlapping a new page, and those a
+// shrink cuts off.
+std::vector<uint32_t> PagesToJournal(const VerifiedLtx& ltx, const DbShape& old) {
+  std::vector<uint32_t> out;
+  if (old.page_count == 0) return out;
+  const uint64_t old_ps = old.page_size, new_ps = ltx.header.page_size;
+  const uint32_t old_lock = ltx::LockPgno(old.page_size);
+  auto add_bytes = [&](uint64_t begin, uint64_t end) {  // [begin, end)
+    for (uint64_t p = begin / old_ps + 1; p <= (end - 1) / old_ps + 1 && p <= old.page_count; p++) {
+      if (p != old_lock) out.push_back(uint32_t(p));
+    }
+  };
+  if (ltx.header.IsSnapshot()) {
+    add_bytes(0, uint64_t(old.page_count) * old_ps);
+  } else {
+    for (uint32_t p : ltx.pgnos) add_bytes(uint64_t(p - 1) * new_ps, uint64_t(p) * new_ps);
+    uint64_t new_end = uint64_t(ltx.header.commit) * new_ps;
+    uint64_t old_end = uint64_t(old.page_count) * old_ps;
+    if (new_end < old_end) add_bytes(new_end, old_end);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Status WriteJournal(int db_fd, const std::string& db_path, const DbShape& old,
+                    const std::vector<uint32_t>& pages, std::optional<sqlite::JournalWriter>& out) {
+  uint32_t nonce = 0;
+  if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce) nonce = uint32_t(getpid());
+  uint32_t page_size = old.page_size ? old.page_size : 4096;
+  Result<sqlite::JournalWriter> journal =
+      sqlite::JournalWriter::Create(db_path + "-journal", page_size, old.page_count, nonce);
+  if (!journal.ok()) return journal.status();
+  std::vector<uint8_t> page(page_size);
+  for (uint32_t pgno : pages) {
+    Result<size_t> n = fs::PreadFull(db_fd, page.data(), page_size, uint64_t(pgno - 1) * page_size);
+    if (!n.ok()) return n.status();
+    LITEFS_RETURN_IF_ERROR(journal->AddPage(pgno, page));
+  }
+  LITEFS_RETURN_IF_ERROR(journal->WriteAndSync());
+  out.emplace(std::move(journal).value());
+  return Status();
+}
+
+// Second pass: write the pages into the database and the checksum table.
+Status WritePages(int db_fd, const std::string& ltx_path, PageChecksums& checksums) {
+  Result<fs::UniqueFd> fd = fs::Open(ltx_path, O_RDONLY);
+  if (!fd.ok()) return fd.status();
+  io::FdReader reader(fd->get());
+  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(reader);
+  if (!dec.ok()) return dec.status();
+  const ltx::Header& h = (*dec)->header();
+  std::vector<uint8_t> page;
+  for (;;) {
+    Result<uint32_t> pgno = (*dec)->NextPage(page);
+    if (!pgno.ok()) return pgno.status();
+    if (*pgno == 0) break;
+    LITEFS_RETURN_IF_ERROR(
+        fs::PwriteFull(db_fd, page.data(), page.size(), uint64_t(*pgno - 1) * h.page_size));
+    checksums.Set(*pgno, ltx::PageChecksum(*pgno, page));
+  }
+  return (*dec)->Finish().status();
+}
+
+}  // namespace
+
+Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
+                        const VerifiedLtx& ltx, PageChecksums& checksums,
+                        const ApplyOptions& options) {
+  const ltx::Header& h = ltx.header;
+
+  Result<fs::UniqueFd> db = fs::Open(db_path, O_RDWR | O_CREAT, 0644);
+  if (!db.ok()) return db.status();
+  std::optional<sqlite::ExclusiveLock> lock;
+  for (int attempt = 0;; attempt++) {
+    {
+      Result<sqlite::ExclusiveLock> got =
+          sqlite::ExclusiveLock::Acquire(db->get(), options.lock_timeout, db_path);
+      if (!got.ok()) return got.status();
+      Result<bool> hot = sqlite::HasHotJournal(db_path, db->get());
+      if (!hot.ok()) return hot.status();
+      if (!*hot) {
+        lock.emplace(std::move(got).value());
+        break;
+      }
+    }  // released: SQLite must take its own locks to roll the journal back
+    // A previous apply died before its commit point: undo it first.
+    if (attempt > 0) return Status::Error(db_path + ": a hot journal keeps coming back");
+    LITEFS_RETURN_IF_ERROR(RollBackHotJournal(db_path));
+  }
+
+  Result<DbShape> old = ReadDbShape(db->get(), db_path);
+  if (!old.ok()) return old.status();
+  std::optional<sqlite::JournalWriter> journal;
+  LITEFS_RETURN_IF_ERROR(WriteJournal(db->get(), db_path, *old, PagesToJournal(ltx, *old), journal));
+
+  if (h.IsSnapshot() || h.page_size != checksums.page_size()) checksums.Reset(h.page_size);
+  checksums.Truncate(h.commit);
+  LITEFS_RETURN_IF_ERROR(WritePages(db->get(), ltx_path, checksums));
+  if (ftruncate(db->get(), off_t(uint64_t(h.commit) * h.page_size)) != 0) {
+    return fs::ErrnoError("truncate", db_path);
+  }
+  if (fdatasync(db->get()) != 0) return fs::ErrnoError("fsync", db_path);
+  LITEFS_RETURN_IF_ERROR(journal->Remove());  // the commit point
+  lock.reset();
+
+  if (checksums.value() != ltx.trailer.post_apply_checksum) {
+    // The table may have missed pages the file did not carry: recount.
+    LITEFS_RETURN_IF_ERROR(checksums.Load(db->get(), h.page_size, h.commit));
+    if (checksums.value() != ltx.trailer.post_apply_checksum) {
+      return Status::Error(db_path + ": checksum after applying TXID " +
+                           ltx::FormatTXID(h.max_txid) + " is " +
+                           ltx::FormatChecksum(checksums.value()) + ", expected " +
+                           ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
+                           " (the replica database was changed outside litefs)");
+    }
+  }
+  return Status();
+}
+
+}  // namespace litefs

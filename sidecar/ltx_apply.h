@@ -1,0 +1,49 @@
+// Applies a verified LTX file to a rollback-mode replica database while app
+// processes keep reading it (DESIGN.md §4, sqlite-internals §1.4, §4.9):
+//
+//  1. take SQLite's EXCLUSIVE lock from outside (RESERVED, PENDING, then the
+//     SHARED range once current readers finish: new readers wait in their
+//     busy handler, so each sees the whole transaction or none of it);
+//  2. write a hot rollback journal holding the original content of every
+//     page about to change (and of pages a shrink cuts off), and sync it;
+//  3. write the new pages, set the file length, sync;
+//  4. delete the journal (the commit point) and release the locks.
+// A crash between 2 and 4 leaves a hot journal that the next reader rolls
+// back: nobody ever sees a torn database. Readers notice the change because
+// page 1 (always part of a rollback-mode transaction) carries a new change
+// counter.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "ltx/header.h"
+#include "ltx/status.h"
+#include "sidecar/page_checksums.h"
+
+namespace litefs {
+
+struct ApplyOptions {
+  std::chrono::milliseconds lock_timeout{10000};
+};
+
+// An LTX file read through once: every check of the decoder passed (header,
+// page order, checksums) and its page numbers are known.
+struct VerifiedLtx {
+  ltx::Header header;
+  ltx::Trailer trailer;
+  std::vector<uint32_t> pgnos;
+};
+Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path);
+
+// Applies the verified file at `ltx_path` to the database at `db_path` and
+// brings `checksums` up to date. Fails if the result does not have the
+// file's post-apply checksum (the replica had diverged). On failure the
+// database is either untouched or left with a hot journal; `checksums`
+// must be reloaded.
+Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
+                        const VerifiedLtx& ltx, PageChecksums& checksums,
+                        const ApplyOptions& options);
+
+}  // namespace litefs

@@ -1,0 +1,50 @@
+// The LTX files of one database: `<data-dir>/dbs/<db>/ltx/<min>-<max>.ltx`,
+// named as LiteFS names them. New files are written to a temporary name and
+// installed by rename, so a file with a proper name is always complete.
+// Thread-safe: installed by the database's strand, read by stream senders.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "ltx/header.h"
+#include "ltx/pos.h"
+#include "ltx/status.h"
+
+namespace litefs {
+
+class LtxLog {
+ public:
+  explicit LtxLog(std::string dir) : dir_(std::move(dir)) {}
+
+  // Creates the directory, indexes the files, deletes temp files left by
+  // earlier processes.
+  Status Init();
+
+  const std::string& dir() const { return dir_; }
+  std::string PathFor(ltx::TXIDRange r) const;
+  std::string NewTempPath() const;
+
+  // The file with the highest max TXID.
+  std::optional<ltx::TXIDRange> Latest() const;
+  bool Has(ltx::TXIDRange r) const;
+  size_t size() const;
+
+  // Renames `tmp` to its proper name; with `sync`, also fsyncs the directory.
+  Status Install(const std::string& tmp, ltx::TXIDRange r, bool sync);
+  // Deletes every file but `keep` (after a snapshot replaced history).
+  Status RemoveAllExcept(ltx::TXIDRange keep);
+
+  // Header and trailer of an installed file, without reading its pages.
+  Result<std::pair<ltx::Header, ltx::Trailer>> ReadEnds(ltx::TXIDRange r) const;
+
+ private:
+  std::string dir_;
+  mutable std::mutex mu_;
+  std::map<uint64_t, uint64_t> files_;  // max TXID -> min TXID
+};
+
+}  // namespace litefs

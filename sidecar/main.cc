@@ -1,0 +1,164 @@
+// `litefs`: the sidecar daemon and its command line.
+//
+//   litefs run [-config PATH]   run the node (recover, replicate, serve commits)
+//   litefs version              print the version and commit
+//
+// Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime
+// error, 2 on a usage or configuration error (as LiteFS).
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "litefs_version.h"
+#include "sidecar/config.h"
+#include "sidecar/curl_loop.h"
+#include "sidecar/log.h"
+#include "sidecar/node.h"
+
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+void PrintUsage(FILE* out) {
+  fprintf(out,
+          "litefs: SQLite replication with LiteFS's semantics, without FUSE.\n"
+          "\n"
+          "Usage:\n"
+          "  litefs run [-config PATH]   run this node: recover its databases, take its role\n"
+          "                              (static lease: candidate = primary), replicate, and\n"
+          "                              serve commits from apps using liblitefs.so\n"
+          "  litefs version              print the version\n"
+          "  litefs help                 show this text\n"
+          "\n"
+          "Without -config, litefs reads the first of ./litefs.yml, $HOME/litefs.yml,\n"
+          "/etc/litefs.yml. Apps run with LD_PRELOAD=<libdir>/liblitefs.so and LITEFS_DIR\n"
+          "set to the config's dir.\n");
+}
+
+struct RunFlags {
+  std::optional<std::string> config_path;
+  bool no_expand_env = false;
+};
+
+// Accepts Go-style flags as LiteFS does: -config X, --config X, -config=X.
+std::optional<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
+  RunFlags flags;
+  for (size_t i = 0; i < args.size(); i++) {
+    std::string a = args[i];
+    if (a.rfind("--", 0) == 0) a = a.substr(1);
+    if (a == "-config" && i + 1 < args.size()) {
+      flags.config_path = args[++i];
+    } else if (a.rfind("-config=", 0) == 0) {
+      flags.config_path = a.substr(8);
+    } else if (a == "-no-expand-env") {
+      flags.no_expand_env = true;
+    } else if (a == "-h" || a == "-help") {
+      PrintUsage(stdout);
+      exit(kExitUsage);
+    } else {
+      fprintf(stderr, "litefs run: unknown argument \"%s\"\n", args[i].c_str());
+      return std::nullopt;
+    }
+  }
+  return flags;
+}
+
+struct App {
+  uv_loop_t* loop = nullptr;
+  litefs::Node* node = nullptr;
+  int exit_code = 0;
+  bool stopping = false;
+  uv_signal_t sigint, sigterm;
+};
+
+void Shutdown(App& app, int code) {
+  if (app.stopping) return;
+  app.stopping = true;
+  app.exit_code = code;
+  uv_signal_stop(&app.sigint);
+  uv_signal_stop(&app.sigterm);
+  app.node->Stop([&app] {
+    uv_close(reinterpret_cast<uv_handle_t*>(&app.sigint), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&app.sigterm), nullptr);
+  });
+}
+
+int Run(const std::vector<std::string>& args) {
+  std::optional<RunFlags> flags = ParseRunFlags(args);
+  if (!flags) return kExitUsage;
+  litefs::Result<std::string> path = litefs::FindConfigFile(flags->config_path);
+  if (!path.ok()) {
+    fprintf(stderr, "litefs: %s\n", path.message().c_str());
+    return kExitUsage;
+  }
+  litefs::Result<litefs::Config> config = litefs::LoadConfig(*path, !flags->no_expand_env);
+  if (!config.ok()) {
+    fprintf(stderr, "litefs: %s\n", config.message().c_str());
+    return kExitUsage;
+  }
+  litefs::log::Configure(config->log.format == "json", config->log.debug);
+  litefs::log::Info("litefs starting", {{"version", LITEFS_VERSION}, {"commit", LITEFS_COMMIT},
+                                        {"config", *path}, {"dir", config->dir},
+                                        {"data_dir", config->data_dir}});
+  for (const std::string& w : config->warnings) litefs::log::Warn(w);
+
+  litefs::http::GlobalInit();
+  App app;
+  app.loop = uv_default_loop();
+  litefs::Node node(app.loop, std::move(config).value());
+  app.node = &node;
+  uv_signal_init(app.loop, &app.sigint);
+  uv_signal_init(app.loop, &app.sigterm);
+  app.sigint.data = app.sigterm.data = &app;
+  auto on_signal = [](uv_signal_t* h, int signum) {
+    litefs::log::Info("signal received; shutting down", {{"signal", strsignal(signum)}});
+    Shutdown(*static_cast<App*>(h->data), 0);
+  };
+  uv_signal_start(&app.sigint, on_signal, SIGINT);
+  uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+
+  litefs::Status st = node.Start([&app](litefs::Status st) {
+    if (st.ok()) {
+      litefs::log::Info("ready");
+      return;
+    }
+    litefs::log::Error("startup failed", {{"error", st.message()}});
+    Shutdown(app, kExitRuntime);
+  });
+  if (!st.ok()) {
+    litefs::log::Error("startup failed", {{"error", st.message()}});
+    Shutdown(app, kExitRuntime);
+  }
+  uv_run(app.loop, UV_RUN_DEFAULT);
+  litefs::log::Info("stopped");
+  return app.exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    PrintUsage(stderr);
+    return kExitUsage;
+  }
+  std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "run") return Run(args);
+  if (cmd == "version" || cmd == "-version" || cmd == "--version") {
+    printf("litefs %s (commit %s)\n", LITEFS_VERSION, LITEFS_COMMIT);
+    return 0;
+  }
+  if (cmd == "help" || cmd == "-h" || cmd == "--help") {
+    PrintUsage(stdout);
+    return 0;
+  }
+  fprintf(stderr, "litefs: unknown command \"%s\"\n\n", cmd.c_str());
+  PrintUsage(stderr);
+  return kExitUsage;
+}

@@ -1,0 +1,110 @@
+// See node.h.
+#include "sidecar/node.h"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "sidecar/fsutil.h"
+#include "sidecar/log.h"
+#include "vfs/commit_protocol.h"
+
+namespace litefs {
+namespace {
+
+uint64_t RandomNodeId() {
+  uint64_t id = 0;
+  while (id == 0) {
+    if (getrandom(&id, sizeof id, 0) != sizeof id) id = uint64_t(time(nullptr)) ^ uint64_t(getpid());
+  }
+  return id;
+}
+
+}  // namespace
+
+Node::Node(uv_loop_t* loop, Config config)
+    : loop_(loop), config_(std::move(config)), node_id_(RandomNodeId()) {}
+
+Node::~Node() = default;
+
+Status Node::Start(std::function<void(Status)> ready) {
+  struct stat st;
+  if (stat(config_.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::Error("dir " + config_.dir + " does not exist or is not a directory");
+  }
+  LITEFS_RETURN_IF_ERROR(fs::MakeDirs(config_.data_dir).Context("data.dir"));
+  DatabaseEnv env;
+  env.loop = loop_;
+  env.dir = config_.dir;
+  env.data_dir = config_.data_dir;
+  env.compress = config_.data_compress;
+  env.node_id = node_id_;
+  store_ = std::make_unique<Store>(env);
+
+  NodeApiOptions api_options;
+  api_options.candidate = config_.lease.candidate;
+  api_options.hostname = config_.lease.hostname;
+  api_ = std::make_unique<NodeApi>(loop_, *store_, api_options);
+  LITEFS_RETURN_IF_ERROR(api_->Listen(config_.http_addr).Context("http.addr"));
+  log::Info("node API listening", {{"addr", config_.http_addr}, {"port", std::to_string(api_->port())},
+                                   {"node_id", FormatNodeId(node_id_)}});
+
+  store_->Open([this, ready = std::move(ready)](Status st) {
+    if (!st.ok()) return ready(st.Context("recover databases"));
+    BecomeRole(ready);
+  });
+  return Status();
+}
+
+void Node::BecomeRole(std::function<void(Status)> ready) {
+  if (stopping_) return;
+  if (config_.lease.candidate) {
+    // Static lease: the candidate is the primary, for good.
+    if (store_->cluster_id().empty()) {
+      Status st = store_->SetClusterId(Store::NewClusterId());
+      if (!st.ok()) return ready(st);
+    }
+    store_->BecomePrimary();
+    log::Info("this node is the primary", {{"cluster_id", store_->cluster_id()}});
+  } else {
+    store_->SetPrimary(std::nullopt);
+    curl_ = std::make_unique<http::CurlLoop>(loop_);
+    ReplicaOptions options;
+    options.primary_url = config_.lease.advertise_url;
+    while (!options.primary_url.empty() && options.primary_url.back() == '/') options.primary_url.pop_back();
+    options.primary_hostname = config_.lease.hostname;
+    options.reconnect_delay = config_.lease.reconnect_delay;
+    replica_ = std::make_unique<ReplicaClient>(loop_, *curl_, *store_, options);
+    replica_->Start();
+    log::Info("this node is a replica", {{"primary", config_.lease.advertise_url}});
+  }
+  commits_ = std::make_unique<CommitServer>(loop_, *store_);
+  std::string socket = config_.dir + "/" + wire::kSocketName;
+  Status st = commits_->Listen(socket);
+  if (!st.ok()) return ready(st);
+  log::Info("serving commits", {{"socket", socket}});
+  ready(Status());
+}
+
+void Node::Stop(std::function<void()> done) {
+  stopping_ = true;
+  if (replica_) replica_->Stop();
+  auto remaining = std::make_shared<int>(2);
+  auto finish = [this, remaining, done = std::move(done)] {
+    if (--*remaining > 0) return;
+    replica_.reset();
+    curl_.reset();
+    if (done) done();
+  };
+  if (commits_) {
+    commits_->Close(finish);
+  } else {
+    finish();
+  }
+  if (api_) {
+    api_->Close(finish);
+  } else {
+    finish();
+  }
+}
+
+}  // namespace litefs

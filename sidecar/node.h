@@ -1,0 +1,49 @@
+// One litefs node: wires the store, the commit socket, the node API and the
+// static lease (this node is the primary, or a replica following the
+// primary's advertise URL) together on one libuv loop, in LiteFS's startup
+// order: bind the API, recover every database, take the role, then open the
+// commit socket so apps can write.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+
+#include "ltx/status.h"
+#include "sidecar/commit_server.h"
+#include "sidecar/config.h"
+#include "sidecar/curl_loop.h"
+#include "sidecar/node_api.h"
+#include "sidecar/replica_client.h"
+#include "sidecar/store.h"
+
+namespace litefs {
+
+class Node {
+ public:
+  Node(uv_loop_t* loop, Config config);
+  ~Node();
+
+  // Starts asynchronously; `ready` runs once the node serves commits (or
+  // with the error that stopped it).
+  Status Start(std::function<void(Status)> ready);
+  void Stop(std::function<void()> done);
+
+  Store& store() { return *store_; }
+
+ private:
+  void BecomeRole(std::function<void(Status)> ready);
+
+  uv_loop_t* loop_;
+  Config config_;
+  uint64_t node_id_ = 0;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<http::CurlLoop> curl_;
+  std::unique_ptr<NodeApi> api_;
+  std::unique_ptr<CommitServer> commits_;
+  std::unique_ptr<ReplicaClient> replica_;
+  bool stopping_ = false;
+};
+
+}  // namespace litefs

@@ -1,0 +1,108 @@
+// See node_api.h.
+#include "sidecar/node_api.h"
+
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "sidecar/log.h"
+#include "sidecar/stream_protocol.h"
+
+namespace litefs {
+namespace {
+
+constexpr size_t kMaxPosMapBytes = 64 << 20;
+
+void PlainError(http::Exchange& ex, int status, const std::string& message) {
+  ex.Respond(status, {{"Content-Type", "text/plain; charset=utf-8"}}, message + "\n");
+}
+
+}  // namespace
+
+NodeApi::NodeApi(uv_loop_t* loop, Store& store, NodeApiOptions options)
+    : loop_(loop), store_(store), options_(std::move(options)) {
+  http::ServerOptions opts;
+  opts.add_headers = [this](std::vector<http::Header>& headers) {
+    headers.push_back({"Litefs-Id", FormatNodeId(store_.node_id())});
+    if (!store_.cluster_id().empty()) headers.push_back({"Litefs-Cluster-Id", store_.cluster_id()});
+  };
+  server_ = std::make_unique<http::Server>(
+      loop_, std::move(opts), [this](std::shared_ptr<http::Exchange> ex) { Handle(std::move(ex)); });
+}
+
+NodeApi::~NodeApi() = default;
+
+Status NodeApi::Listen(std::string_view addr) { return server_->Listen(addr); }
+
+void NodeApi::Close(std::function<void()> done) {
+  for (auto& [raw, session] : streams_) session->Shutdown();
+  server_->Close(std::move(done));
+}
+
+void NodeApi::Handle(std::shared_ptr<http::Exchange> ex) {
+  const http::Request& req = ex->request();
+  std::string_view path = req.path();
+  if (path == "/info") {
+    if (req.method != "GET") return PlainError(*ex, 405, "method not allowed");
+    return HandleInfo(*ex);
+  }
+  if (path == "/stream") {
+    if (req.method != "POST") return PlainError(*ex, 405, "method not allowed");
+    return HandleStream(std::move(ex));
+  }
+  PlainError(*ex, 404, "404 page not found");
+}
+
+void NodeApi::HandleInfo(http::Exchange& ex) {
+  nlohmann::ordered_json j;
+  if (!store_.cluster_id().empty()) j["clusterID"] = store_.cluster_id();
+  j["isPrimary"] = store_.is_primary();
+  j["candidate"] = options_.candidate;
+  j["path"] = store_.env().data_dir;
+  std::string primary_host;
+  if (store_.is_primary()) {
+    primary_host = options_.hostname;
+  } else if (store_.primary()) {
+    primary_host = store_.primary()->hostname;
+  }
+  j["primary"] = {{"hostname", primary_host}};
+  j["nodeID"] = FormatNodeId(store_.node_id());
+  nlohmann::ordered_json dbs = nlohmann::ordered_json::object();
+  for (Database* db : store_.All()) {
+    ltx::Pos pos = db->pos();
+    dbs[db->name()] = {{"txid", ltx::FormatTXID(pos.txid)},
+                       {"checksum", ltx::FormatChecksum(pos.checksum)}};
+  }
+  j["dbs"] = std::move(dbs);
+  ex.Respond(200, {{"Content-Type", "application/json"}}, j.dump(2) + "\n");
+}
+
+void NodeApi::HandleStream(std::shared_ptr<http::Exchange> ex) {
+  const std::string* caller = ex->request().Header("Litefs-Id");
+  if (caller && *caller == FormatNodeId(store_.node_id())) {
+    return PlainError(*ex, 400, "cannot connect to self");
+  }
+  if (!store_.is_primary()) return PlainError(*ex, 503, "lease expired");
+  http::Exchange* raw = ex.get();
+  Status st = raw->ReadFullBody(kMaxPosMapBytes, [this, ex](Status st, std::string body) {
+    if (!st.ok()) return;  // the server already answered (413) or the client left
+    Result<stream::PosMap> positions =
+        stream::DecodePosMap({reinterpret_cast<const uint8_t*>(body.data()), body.size()});
+    if (!positions.ok()) return PlainError(*ex, 400, positions.message());
+    for (const auto& [name, pos] : *positions) {
+      Status valid = ValidateDbName(name);
+      if (!valid.ok()) return PlainError(*ex, 400, valid.message());
+    }
+    if (!store_.is_primary()) return PlainError(*ex, 503, "lease expired");
+    log::Info("replica connected", {{"peer", ex->request().peer}});
+    auto session = std::make_unique<StreamSession>(
+        loop_, store_, ex, std::move(positions).value(),
+        [this](StreamSession* s) { streams_.erase(s); });
+    StreamSession* s = session.get();
+    streams_[s] = std::move(session);
+    s->Start();
+  });
+  if (!st.ok()) PlainError(*raw, 400, st.message());
+}
+
+}  // namespace litefs

@@ -1,0 +1,49 @@
+// The node API on `http.addr` (LiteFS's port 20202): POST /stream for
+// replicas and GET /info, on the shared HTTP layer. Every response carries
+// Litefs-Id (and Litefs-Cluster-Id once known), as LiteFS's do.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "ltx/status.h"
+#include "proxy/http/server.h"
+#include "sidecar/store.h"
+#include "sidecar/stream_server.h"
+
+namespace litefs {
+
+struct NodeApiOptions {
+  bool candidate = false;
+  std::string hostname;  // this node's name when it is the primary
+};
+
+class NodeApi {
+ public:
+  NodeApi(uv_loop_t* loop, Store& store, NodeApiOptions options);
+  ~NodeApi();
+
+  Status Listen(std::string_view addr);
+  int port() const { return server_->port(); }
+  // Ends every stream (END frame), then closes the server.
+  void Close(std::function<void()> done);
+
+  size_t stream_count() const { return streams_.size(); }
+
+ private:
+  void Handle(std::shared_ptr<http::Exchange> ex);
+  void HandleInfo(http::Exchange& ex);
+  void HandleStream(std::shared_ptr<http::Exchange> ex);
+
+  uv_loop_t* loop_;
+  Store& store_;
+  NodeApiOptions options_;
+  std::unique_ptr<http::Server> server_;
+  std::map<StreamSession*, std::unique_ptr<StreamSession>> streams_;
+};
+
+}  // namespace litefs

@@ -1,0 +1,253 @@
+// See replica_client.h.
+#include "sidecar/replica_client.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <strings.h>
+
+#include <algorithm>
+
+#include "ltx/pos.h"
+#include "sidecar/log.h"
+
+namespace litefs {
+namespace {
+
+bool HeaderIs(const std::string& a, const char* b) { return strcasecmp(a.c_str(), b) == 0; }
+
+}  // namespace
+
+ReplicaClient::ReplicaClient(uv_loop_t* loop, http::CurlLoop& curl, Store& store,
+                             ReplicaOptions options)
+    : loop_(loop), curl_(curl), store_(store), options_(std::move(options)) {
+  reconnect_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, reconnect_timer_);
+  reconnect_timer_->data = this;
+}
+
+ReplicaClient::~ReplicaClient() {
+  Stop();
+  uv_close(reinterpret_cast<uv_handle_t*>(reconnect_timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+}
+
+void ReplicaClient::Start() {
+  stopped_ = false;
+  Connect();
+}
+
+void ReplicaClient::Stop() {
+  stopped_ = true;
+  uv_timer_stop(reconnect_timer_);
+  if (transfer_) curl_.Cancel(transfer_);
+  transfer_ = 0;
+  Disconnected();
+}
+
+void ReplicaClient::Connect() {
+  if (stopped_) return;
+  if (applying_) {  // the previous stream's last file is still being applied
+    connect_when_idle_ = true;
+    return;
+  }
+  stream::PosMap positions;
+  for (Database* db : store_.All()) positions[db->name()] = db->pos();
+  decoder_ = stream::FrameDecoder();
+  error_.clear();
+  pending_.clear();
+  receiving_fd_.Reset();
+
+  http::ClientRequest req;
+  req.method = "POST";
+  req.url = options_.primary_url + "/stream";
+  req.headers = {{"Litefs-Id", FormatNodeId(store_.node_id())},
+                 {"Content-Type", "application/octet-stream"}};
+  req.body = stream::EncodePosMap(positions);
+  req.idle_timeout_ms = long(options_.read_timeout.count());
+  req.on_headers = [this](int status, const http::HeaderList& h) { OnHeaders(status, h); };
+  req.on_data = [this](std::span<const uint8_t> d) { return OnData(d); };
+  req.on_done = [this](Status st, int status) { OnDone(std::move(st), status); };
+  log::Debug("connecting to primary", {{"url", options_.primary_url}});
+  transfer_ = curl_.Start(std::move(req));
+}
+
+void ReplicaClient::OnHeaders(int status, const http::HeaderList& headers) {
+  if (status != 200) return;  // reported by OnDone with the body's message
+  for (const auto& [name, value] : headers) {
+    if (!HeaderIs(name, "Litefs-Cluster-Id") || value.empty()) continue;
+    if (store_.cluster_id().empty()) {
+      Status st = store_.SetClusterId(value);
+      if (!st.ok()) return Fail(st.message());
+      log::Info("adopted the primary's cluster id", {{"cluster_id", value}});
+    } else if (store_.cluster_id() != value) {
+      return Fail("cluster id mismatch: this node belongs to " + store_.cluster_id() +
+                  ", the primary to " + value);
+    }
+  }
+  connected_ = true;
+  store_.SetPrimary(PrimaryInfo{options_.primary_hostname, options_.primary_url});
+  log::Info("connected to primary", {{"url", options_.primary_url}});
+}
+
+http::DataAction ReplicaClient::OnData(std::span<const uint8_t> data) {
+  if (!error_.empty()) return http::DataAction::kContinue;  // being cancelled
+  if (applying_) return http::DataAction::kPause;
+  Result<size_t> used = Decode(data);
+  if (!used.ok()) {
+    Fail("bad stream from the primary: " + used.message());
+  } else if (*used < data.size()) {
+    // Stopped for an apply: keep the rest and hold further bytes in curl.
+    pending_.assign(reinterpret_cast<const char*>(data.data()) + *used, data.size() - *used);
+    curl_.Pause(transfer_);
+  }
+  return http::DataAction::kContinue;
+}
+
+Result<size_t> ReplicaClient::Decode(std::span<const uint8_t> data) {
+  return decoder_.Feed(data, [this](const stream::Event& e) { return OnEvent(e); });
+}
+
+bool ReplicaClient::OnEvent(const stream::Event& e) {
+  using Kind = stream::Event::Kind;
+  if (!error_.empty()) return false;
+  switch (e.kind) {
+    case Kind::kLtxBegin: {
+      Result<Database*> db = store_.GetOrCreate(e.name);
+      if (!db.ok()) {
+        Fail(db.message());
+        return false;
+      }
+      receiving_db_ = std::string(e.name);
+      receiving_path_ = (*db)->log().NewTempPath();
+      Status st = fs::MakeDirs((*db)->log().dir());
+      Result<fs::UniqueFd> fd =
+          st.ok() ? fs::Open(receiving_path_, O_WRONLY | O_CREAT | O_EXCL, 0644) : Result<fs::UniqueFd>(st);
+      if (!fd.ok()) {
+        Fail(fd.message());
+        return false;
+      }
+      receiving_fd_ = std::move(fd).value();
+      return true;
+    }
+    case Kind::kLtxData: {
+      io::FdWriter out(receiving_fd_.get());
+      Status st = out.Write(e.data);
+      if (!st.ok()) {
+        Fail("write " + receiving_path_ + ": " + st.message());
+        return false;
+      }
+      return true;
+    }
+    case Kind::kLtxEnd:
+      receiving_fd_.Reset();
+      ApplyReceivedFile();
+      return false;  // stop decoding until the apply is done
+    case Kind::kReady:
+      if (!ready_) log::Info("caught up with the primary");
+      ready_ = true;
+      failures_ = 0;
+      if (on_ready_) on_ready_();
+      return true;
+    case Kind::kEnd:
+      log::Info("the primary ended the stream");
+      return true;
+    case Kind::kDropDb:
+      log::Warn("the primary does not have this database; keeping it", {{"db", std::string(e.name)}});
+      return true;
+    case Kind::kHandoff:
+      log::Warn("ignoring a lease handoff: the static lease cannot be handed off");
+      return true;
+    case Kind::kHwm:
+      return true;
+    case Kind::kHeartbeat:
+      last_primary_ms_ = e.timestamp_ms;
+      return true;
+  }
+  return true;
+}
+
+void ReplicaClient::ApplyReceivedFile() {
+  Database* db = store_.Find(receiving_db_);
+  applying_ = true;
+  uint64_t transfer = transfer_;
+  db->ApplyReceived(receiving_path_, [this, db, transfer](Status st) {
+    applying_ = false;
+    if (transfer != transfer_ || stopped_) {  // that stream is gone
+      if (connect_when_idle_) {
+        connect_when_idle_ = false;
+        Connect();
+      }
+      return;
+    }
+    if (!st.ok()) {
+      Fail("cannot apply LTX for " + db->name() + ": " + st.message());
+      return;
+    }
+    // Continue with what arrived after this frame, then with curl.
+    std::string rest = std::move(pending_);
+    pending_.clear();
+    Result<size_t> used = Decode({reinterpret_cast<const uint8_t*>(rest.data()), rest.size()});
+    if (!used.ok()) return Fail("bad stream from the primary: " + used.message());
+    if (*used < rest.size()) {
+      pending_ = rest.substr(*used);
+      return;  // another apply started; stay paused
+    }
+    curl_.Resume(transfer_);
+  });
+}
+
+void ReplicaClient::Fail(const std::string& why) {
+  if (!error_.empty()) return;
+  error_ = why;
+  if (transfer_) curl_.Cancel(transfer_);
+  transfer_ = 0;
+  ScheduleReconnect(why);
+}
+
+void ReplicaClient::OnDone(Status status, int http_status) {
+  transfer_ = 0;
+  std::string why;
+  if (!status.ok()) {
+    why = status.message();
+  } else if (http_status != 200) {
+    why = "the primary answered HTTP " + std::to_string(http_status);
+  } else {
+    why = "the stream ended";
+  }
+  ScheduleReconnect(why);
+}
+
+void ReplicaClient::Disconnected() {
+  if (receiving_fd_.valid()) {
+    receiving_fd_.Reset();
+    unlink(receiving_path_.c_str());
+  }
+  if (connected_) {
+    connected_ = false;
+    store_.SetPrimary(std::nullopt);
+  }
+}
+
+void ReplicaClient::ScheduleReconnect(const std::string& why) {
+  Disconnected();
+  if (stopped_) return;
+  // Capped exponential back-off with ±25% jitter, so a fleet of replicas
+  // does not reconnect in lock step after the primary restarts.
+  auto base = options_.reconnect_delay.count();
+  int64_t delay = base;
+  for (int i = 0; i < failures_ && delay < options_.max_reconnect_delay.count(); i++) delay *= 2;
+  delay = std::min<int64_t>(delay, options_.max_reconnect_delay.count());
+  uint32_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != sizeof r) r = 0;
+  delay = delay * 3 / 4 + int64_t(r % uint32_t(delay / 2 + 1));
+  failures_++;
+  log::Warn("replication stream stopped; reconnecting",
+            {{"reason", why}, {"in_ms", std::to_string(delay)}});
+  uv_timer_start(reconnect_timer_, [](uv_timer_t* t) { static_cast<ReplicaClient*>(t->data)->Connect(); },
+                 uint64_t(delay), 0);
+}
+
+}  // namespace litefs

@@ -1,0 +1,86 @@
+// The replica side of replication: POSTs this node's positions to the
+// primary's /stream (libcurl on the loop), decodes the frames, writes each
+// LTX payload to a temporary file and hands it to its Database to verify
+// and apply — pausing the transfer meanwhile so at most one file is ever
+// buffered — and reconnects with capped exponential back-off and jitter
+// when the stream ends or fails. While connected, the primary is published
+// in the store (and so in `<dir>/.primary`).
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "ltx/status.h"
+#include "sidecar/curl_loop.h"
+#include "sidecar/fsutil.h"
+#include "sidecar/store.h"
+#include "sidecar/stream_protocol.h"
+
+namespace litefs {
+
+struct ReplicaOptions {
+  std::string primary_url;       // the primary's node API, e.g. http://10.0.0.1:20202
+  std::string primary_hostname;  // published in .primary
+  std::chrono::milliseconds reconnect_delay{1000};
+  std::chrono::milliseconds max_reconnect_delay{30000};
+  // A stream with no byte for this long is dead (the primary sends a
+  // heartbeat every second when idle).
+  std::chrono::milliseconds read_timeout{10000};
+};
+
+class ReplicaClient {
+ public:
+  ReplicaClient(uv_loop_t* loop, http::CurlLoop& curl, Store& store, ReplicaOptions options);
+  ~ReplicaClient();
+
+  void Start();
+  void Stop();
+
+  bool connected() const { return connected_; }
+  // READY received at least once (initial catch-up done).
+  bool ready() const { return ready_; }
+  int64_t last_primary_timestamp_ms() const { return last_primary_ms_; }
+  void SetOnReady(std::function<void()> fn) { on_ready_ = std::move(fn); }
+
+ private:
+  void Connect();
+  void ScheduleReconnect(const std::string& why);
+  void OnHeaders(int status, const http::HeaderList& headers);
+  http::DataAction OnData(std::span<const uint8_t> data);
+  void OnDone(Status status, int http_status);
+  // Feeds bytes to the decoder; returns how many were consumed before it
+  // stopped for an apply (all of them otherwise).
+  Result<size_t> Decode(std::span<const uint8_t> data);
+  bool OnEvent(const stream::Event& e);
+  void ApplyReceivedFile();
+  void Fail(const std::string& why);
+  void Disconnected();
+
+  uv_loop_t* loop_;
+  http::CurlLoop& curl_;
+  Store& store_;
+  ReplicaOptions options_;
+  uv_timer_t* reconnect_timer_ = nullptr;
+
+  uint64_t transfer_ = 0;
+  bool stopped_ = true;
+  bool connected_ = false;
+  bool ready_ = false;
+  int failures_ = 0;
+  int64_t last_primary_ms_ = -1;
+  std::function<void()> on_ready_;
+
+  stream::FrameDecoder decoder_;
+  std::string error_;            // why the current stream is being abandoned
+  std::string receiving_db_;     // LTX frame in progress
+  std::string receiving_path_;
+  fs::UniqueFd receiving_fd_;
+  bool applying_ = false;        // an apply runs; the transfer is paused
+  bool connect_when_idle_ = false;
+  std::string pending_;          // bytes received after the frame being applied
+};
+
+}  // namespace litefs

@@ -1,0 +1,70 @@
+// See rollback_journal.h.
+#include "sidecar/rollback_journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "ltx/io.h"
+
+namespace litefs::sqlite {
+namespace {
+
+constexpr uint8_t kJournalMagic[8] = {0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7};
+
+}  // namespace
+
+Result<JournalWriter> JournalWriter::Create(std::string path, uint32_t page_size,
+                                            uint32_t original_page_count, uint32_t nonce) {
+  Result<fs::UniqueFd> fd = fs::Open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (!fd.ok()) return fd.status();
+  // Records start after the header sector; the header is written last.
+  if (lseek(fd->get(), kJournalSectorSize, SEEK_SET) < 0) return fs::ErrnoError("seek", path);
+  return JournalWriter(std::move(path), std::move(fd).value(), page_size, original_page_count,
+                       nonce);
+}
+
+JournalWriter::JournalWriter(std::string path, fs::UniqueFd fd, uint32_t page_size,
+                             uint32_t original_page_count, uint32_t nonce)
+    : path_(std::move(path)),
+      fd_(std::move(fd)),
+      fd_out_(std::make_unique<io::FdWriter>(fd_.get())),
+      out_(std::make_unique<io::BufferedWriter>(*fd_out_, 256 * 1024)),
+      page_size_(page_size),
+      original_page_count_(original_page_count),
+      nonce_(nonce) {}
+
+uint32_t JournalWriter::RecordChecksum(uint32_t nonce, std::span<const uint8_t> page) {
+  uint32_t sum = nonce;
+  for (int64_t i = int64_t(page.size()) - 200; i > 0; i -= 200) sum += page[size_t(i)];
+  return sum;
+}
+
+Status JournalWriter::AddPage(uint32_t pgno, std::span<const uint8_t> page) {
+  uint8_t word[4];
+  io::StoreBE32(word, pgno);
+  LITEFS_RETURN_IF_ERROR(out_->Write(word));
+  LITEFS_RETURN_IF_ERROR(out_->Write(page));
+  io::StoreBE32(word, RecordChecksum(nonce_, page));
+  LITEFS_RETURN_IF_ERROR(out_->Write(word));
+  records_++;
+  return Status();
+}
+
+Status JournalWriter::WriteAndSync() {
+  std::vector<uint8_t> header(kJournalSectorSize, 0);
+  std::copy(std::begin(kJournalMagic), std::end(kJournalMagic), header.begin());
+  io::StoreBE32(&header[8], records_);
+  io::StoreBE32(&header[12], nonce_);
+  io::StoreBE32(&header[16], original_page_count_);
+  io::StoreBE32(&header[20], kJournalSectorSize);
+  io::StoreBE32(&header[24], page_size_);
+  LITEFS_RETURN_IF_ERROR(out_->Flush());
+  LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), header.data(), header.size(), 0));
+  if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
+  fd_.Reset();
+  return fs::FsyncDir(fs::Dirname(path_));
+}
+
+Status JournalWriter::Remove() { return fs::RemoveFile(path_); }
+
+}  // namespace litefs::sqlite

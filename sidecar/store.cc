@@ -1,0 +1,140 @@
+// See store.h.
+#include "sidecar/store.h"
+
+#include <sys/random.h>
+
+#include <cstdio>
+
+#include "sidecar/fsutil.h"
+#include "sidecar/log.h"
+
+namespace litefs {
+
+std::string FormatNodeId(uint64_t id) {
+  char buf[17];
+  snprintf(buf, sizeof buf, "%016llX", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+Store::Store(const DatabaseEnv& env) : env_(env) {
+  Result<std::string> id = fs::ReadFile(env_.data_dir + "/clusterid");
+  if (id.ok()) {
+    std::string v = *id;
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+    if (ValidClusterId(v)) cluster_id_ = v;
+  }
+}
+
+void Store::Open(std::function<void(Status)> done) {
+  std::vector<std::string> names;
+  Result<std::vector<std::string>> listed = fs::ListDir(env_.data_dir + "/dbs");
+  if (listed.ok()) names = *listed;
+  struct Pending {
+    size_t left;
+    Status first_error;
+    std::function<void(Status)> done;
+  };
+  auto pending = std::make_shared<Pending>(Pending{0, Status(), std::move(done)});
+  std::vector<Database*> to_open;
+  for (const std::string& name : names) {
+    if (!ValidateDbName(name).ok()) continue;
+    to_open.push_back(Create(name));
+  }
+  pending->left = to_open.size();
+  if (to_open.empty()) {
+    pending->done(Status());
+    return;
+  }
+  for (Database* db : to_open) {
+    db->Recover([pending, db](Status st) {
+      if (!st.ok() && pending->first_error.ok()) pending->first_error = st.Context(db->name());
+      if (--pending->left == 0) pending->done(pending->first_error);
+    });
+  }
+}
+
+Database* Store::Create(const std::string& name) {
+  auto db = std::make_unique<Database>(env_, name);
+  Database* raw = db.get();
+  raw->SetOnChange([this](Database& d) { Changed(d); });
+  dbs_.emplace(name, std::move(db));
+  return raw;
+}
+
+Database* Store::Find(std::string_view name) {
+  auto it = dbs_.find(name);
+  return it == dbs_.end() ? nullptr : it->second.get();
+}
+
+Result<Database*> Store::GetOrCreate(std::string_view name) {
+  if (Database* db = Find(name)) return db;
+  LITEFS_RETURN_IF_ERROR(ValidateDbName(name));
+  Database* db = Create(std::string(name));
+  db->Recover();
+  return db;
+}
+
+std::vector<Database*> Store::All() {
+  std::vector<Database*> out;
+  for (auto& [name, db] : dbs_) out.push_back(db.get());
+  return out;
+}
+
+void Store::BecomePrimary() {
+  is_primary_ = true;
+  primary_.reset();
+  WritePrimaryFile();
+}
+
+void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
+  is_primary_ = false;
+  primary_ = std::move(primary);
+  WritePrimaryFile();
+}
+
+void Store::WritePrimaryFile() {
+  std::string path = env_.dir + "/.primary";
+  Status st = primary_ ? fs::WriteFileAtomic(path, primary_->hostname + "\n", false, 0644)
+                       : fs::RemoveFile(path);
+  if (!st.ok()) log::Error("cannot update .primary", {{"error", st.message()}});
+}
+
+Status Store::SetClusterId(const std::string& id) {
+  if (!ValidClusterId(id)) return Status::Error("invalid cluster id \"" + id + "\"");
+  LITEFS_RETURN_IF_ERROR(fs::MakeDirs(env_.data_dir));
+  LITEFS_RETURN_IF_ERROR(fs::WriteFileAtomic(env_.data_dir + "/clusterid", id + "\n", true));
+  cluster_id_ = id;
+  return Status();
+}
+
+std::string Store::NewClusterId() {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != sizeof r) r = uint64_t(time(nullptr)) * 0x9e3779b97f4a7c15ull;
+  char buf[32];
+  snprintf(buf, sizeof buf, "LFSC%016llX", static_cast<unsigned long long>(r));
+  return buf;
+}
+
+bool Store::ValidClusterId(std::string_view id) {
+  return id.size() == 20 && id.substr(0, 4) == "LFSC";
+}
+
+uint64_t Store::Subscribe(std::function<void(Database&)> fn) {
+  uint64_t id = next_subscriber_++;
+  subscribers_.emplace(id, std::move(fn));
+  return id;
+}
+
+void Store::Unsubscribe(uint64_t id) { subscribers_.erase(id); }
+
+void Store::Changed(Database& db) {
+  // A subscriber may unsubscribe (or subscribe) while being notified.
+  std::vector<uint64_t> ids;
+  for (auto& [id, fn] : subscribers_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = subscribers_.find(id);
+    if (it != subscribers_.end()) it->second(db);
+  }
+}
+
+}  // namespace litefs

@@ -1,0 +1,79 @@
+// The node's databases and role. Owns every Database, creates them on first
+// use (a commit on the primary, an LTX from the stream on a replica), fans
+// out position changes to subscribers (replication streams, later the proxy
+// and the events API), and keeps `<dir>/.primary` in line with the role:
+// absent on the primary, the primary's hostname on a connected replica.
+// Loop thread only, except where noted.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ltx/status.h"
+#include "sidecar/database.h"
+
+namespace litefs {
+
+// A node ID as LiteFS prints it: 16 uppercase hex digits.
+std::string FormatNodeId(uint64_t id);
+
+struct PrimaryInfo {
+  std::string hostname;
+  std::string advertise_url;
+};
+
+class Store {
+ public:
+  explicit Store(const DatabaseEnv& env);
+
+  // Recovers every database that has a history in the data directory;
+  // `done` runs once all are recovered (or with the first error).
+  void Open(std::function<void(Status)> done);
+
+  Database* Find(std::string_view name);
+  // Validates the name, then finds or creates (and recovers) the database.
+  Result<Database*> GetOrCreate(std::string_view name);
+  std::vector<Database*> All();
+
+  const DatabaseEnv& env() const { return env_; }
+  uint64_t node_id() const { return env_.node_id; }
+
+  // Role.
+  bool is_primary() const { return is_primary_; }
+  // The primary this replica follows, if connected to one.
+  const std::optional<PrimaryInfo>& primary() const { return primary_; }
+  void BecomePrimary();
+  void SetPrimary(std::optional<PrimaryInfo> primary);  // replica side
+
+  // Cluster ID ("LFSC" + 16 hex), persisted in <data-dir>/clusterid.
+  const std::string& cluster_id() const { return cluster_id_; }
+  Status SetClusterId(const std::string& id);
+  static std::string NewClusterId();
+  static bool ValidClusterId(std::string_view id);
+
+  // Position changes of any database.
+  uint64_t Subscribe(std::function<void(Database&)> fn);
+  void Unsubscribe(uint64_t id);
+
+ private:
+  Database* Create(const std::string& name);
+  void Changed(Database& db);
+  void WritePrimaryFile();
+
+  DatabaseEnv env_;
+  std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
+  bool is_primary_ = false;
+  std::optional<PrimaryInfo> primary_;
+  std::string cluster_id_;
+  uint64_t next_subscriber_ = 1;
+  std::map<uint64_t, std::function<void(Database&)>> subscribers_;
+};
+
+}  // namespace litefs

@@ -1,0 +1,291 @@
+// See stream_server.h.
+#include "sidecar/stream_server.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "sidecar/log.h"
+
+namespace litefs {
+namespace {
+
+constexpr uint64_t kHeartbeatMs = 1000;
+constexpr size_t kPieceSize = 64 * 1024;
+
+int64_t NowMs() {
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  return int64_t(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
+}
+
+}  // namespace
+
+// One LTX file being streamed: read asynchronously piece by piece.
+struct StreamSession::FileSend {
+  uv_fs_t req;
+  StreamSession* session = nullptr;
+  std::string db;
+  std::string path;
+  ltx::Pos after;
+  bool remove_after = false;
+  int fd = -1;
+  uint64_t offset = 0;
+  std::vector<uint8_t> buf = std::vector<uint8_t>(kPieceSize);
+  bool reading = false;  // a uv_fs request is in flight
+  bool orphaned = false; // the session went away during a read
+};
+
+StreamSession::StreamSession(uv_loop_t* loop, Store& store,
+                             std::shared_ptr<http::Exchange> exchange,
+                             stream::PosMap replica_positions,
+                             std::function<void(StreamSession*)> on_finished)
+    : loop_(loop),
+      store_(store),
+      exchange_(std::move(exchange)),
+      replica_(std::move(replica_positions)),
+      on_finished_(std::move(on_finished)) {
+  heartbeat_ = new uv_timer_t;
+  uv_timer_init(loop_, heartbeat_);
+  heartbeat_->data = this;
+}
+
+StreamSession::~StreamSession() {
+  if (subscription_) store_.Unsubscribe(subscription_);
+  uv_close(reinterpret_cast<uv_handle_t*>(heartbeat_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  if (file_) {
+    if (file_->reading) {
+      file_->orphaned = true;  // freed by its read callback
+      file_.release();
+    } else if (file_->fd >= 0) {
+      close(file_->fd);
+      if (file_->remove_after) unlink(file_->path.c_str());
+    }
+  }
+}
+
+void StreamSession::Start() {
+  exchange_->OnClose([this] { Finish("the replica disconnected"); });
+  std::vector<http::Header> headers = {{"Content-Type", "application/octet-stream"}};
+  exchange_->StartResponse(200, std::move(headers));
+  for (const auto& [name, pos] : replica_) dirty_.insert(name);
+  for (Database* db : store_.All()) dirty_.insert(db->name());
+  subscription_ = store_.Subscribe([this](Database& db) {
+    dirty_.insert(db.name());
+    Pump();
+  });
+  Pump();
+}
+
+void StreamSession::Shutdown() {
+  if (finished_) return;
+  std::string bytes;
+  stream::AppendEnd(bytes);
+  (void)exchange_->WriteBody(std::move(bytes), [](Status) {});
+  exchange_->EndResponse();
+  Finish("shutting down");
+}
+
+void StreamSession::Pump() {
+  while (!busy_ && !finished_) {
+    if (dirty_.empty()) {
+      if (!ready_sent_) {
+        ready_sent_ = true;
+        std::string bytes;
+        stream::AppendReady(bytes);
+        stream::AppendHeartbeat(bytes, NowMs());
+        Write(std::move(bytes), [this] { Pump(); });
+        return;
+      }
+      ArmHeartbeat();
+      return;
+    }
+    std::string name = *dirty_.begin();
+    dirty_.erase(dirty_.begin());
+    if (!Serve(name)) return;
+  }
+}
+
+bool StreamSession::Serve(const std::string& name) {
+  Database* db = store_.Find(name);
+  if (!db) {
+    replica_.erase(name);
+    std::string bytes;
+    stream::AppendDropDb(bytes, name);
+    Write(std::move(bytes), [this] { Pump(); });
+    return false;
+  }
+  ltx::Pos primary = db->pos();
+  ltx::Pos& replica = replica_[name];
+  if (replica.txid > primary.txid) {
+    log::Warn("replica is ahead of the primary; sending a snapshot",
+              {{"db", name}, {"replica", ltx::FormatPos(replica)}, {"primary", ltx::FormatPos(primary)}});
+    replica = {};
+  } else if (replica.txid == primary.txid && replica.checksum != primary.checksum) {
+    log::Warn("replica diverged from the primary; sending a snapshot",
+              {{"db", name}, {"replica", ltx::FormatPos(replica)}, {"primary", ltx::FormatPos(primary)}});
+    replica = {};
+  }
+  if (replica.txid >= primary.txid) return true;  // up to date
+
+  ltx::TXIDRange next{replica.txid + 1, replica.txid + 1};
+  if (next.min_txid == 1 && db->log().Has(next)) {
+    // The first commit is stored as a snapshot (every page, min TXID 1):
+    // send it as it is rather than lock the database to make another.
+    Result<std::pair<ltx::Header, ltx::Trailer>> ends = db->log().ReadEnds(next);
+    if (ends.ok()) {
+      SendFile(name, db->log().PathFor(next), {1, ends->second.post_apply_checksum},
+               /*remove_after=*/false);
+      return false;
+    }
+  }
+  bool snapshot = next.min_txid == 1 || !db->log().Has(next);
+  if (!snapshot) {
+    Result<std::pair<ltx::Header, ltx::Trailer>> ends = db->log().ReadEnds(next);
+    if (!ends.ok()) {
+      Finish("cannot read " + db->log().PathFor(next) + ": " + ends.message());
+      return false;
+    }
+    if (ends->first.pre_apply_checksum != replica.checksum) {
+      snapshot = true;  // the replica's history differs from ours
+    } else {
+      SendFile(name, db->log().PathFor(next), {next.max_txid, ends->second.post_apply_checksum},
+               /*remove_after=*/false);
+      return false;
+    }
+  }
+  busy_ = true;
+  std::string path = db->log().NewTempPath();
+  db->MakeSnapshot(path, [this, name, path](Result<SnapshotFile> snap) {
+    busy_ = false;
+    if (finished_) {
+      unlink(path.c_str());
+      return;
+    }
+    if (!snap.ok()) {
+      Finish("snapshot of " + name + " failed: " + snap.message());
+      unlink(path.c_str());
+      return;
+    }
+    log::Info("sending snapshot", {{"db", name}, {"txid", ltx::FormatTXID(snap->header.max_txid)}});
+    SendFile(name, path, {snap->header.max_txid, snap->trailer.post_apply_checksum},
+             /*remove_after=*/true);
+  });
+  return false;
+}
+
+void StreamSession::SendFile(const std::string& db, const std::string& path, ltx::Pos after,
+                             bool remove_after) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    Finish("open " + path + ": " + strerror(errno));
+    return;
+  }
+  busy_ = true;
+  file_ = std::make_unique<FileSend>();
+  file_->session = this;
+  file_->db = db;
+  file_->path = path;
+  file_->after = after;
+  file_->remove_after = remove_after;
+  file_->fd = fd;
+  std::string head;
+  stream::AppendLtxBegin(head, db);
+  Write(std::move(head), [this] { ReadNextPiece(); });
+}
+
+void StreamSession::ReadNextPiece() {
+  FileSend* f = file_.get();
+  f->reading = true;
+  f->req.data = f;
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(f->buf.data()), unsigned(f->buf.size()));
+  uv_fs_read(loop_, &f->req, f->fd, &buf, 1, int64_t(f->offset), [](uv_fs_t* req) {
+    auto* f = static_cast<FileSend*>(req->data);
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    f->reading = false;
+    if (f->orphaned) {
+      close(f->fd);
+      if (f->remove_after) unlink(f->path.c_str());
+      delete f;
+      return;
+    }
+    StreamSession* s = f->session;
+    if (n < 0) {
+      s->Finish("read " + f->path + ": " + uv_strerror(int(n)));
+      return;
+    }
+    if (n > 0) {
+      f->offset += uint64_t(n);
+      std::string bytes;
+      stream::AppendLtxChunks(bytes, {f->buf.data(), size_t(n)});
+      s->Write(std::move(bytes), [s] { s->ReadNextPiece(); });
+      return;
+    }
+    // End of file: close the frame, then the HWM frame LiteFS sends after it.
+    std::string bytes;
+    stream::AppendLtxEnd(bytes);
+    stream::AppendHwm(bytes, 0, f->db);
+    s->replica_[f->db] = f->after;
+    s->dirty_.insert(f->db);  // there may be more to send for it
+    close(f->fd);
+    if (f->remove_after) unlink(f->path.c_str());
+    s->file_.reset();
+    s->Write(std::move(bytes), [s] {
+      s->busy_ = false;
+      s->Pump();
+    });
+  });
+}
+
+void StreamSession::Write(std::string bytes, std::function<void()> then) {
+  uv_timer_stop(heartbeat_);
+  Status st = exchange_->WriteBody(std::move(bytes), [this, then = std::move(then)](Status st) {
+    if (finished_) return;
+    if (!st.ok()) {
+      Finish("write to the replica failed: " + st.message());
+      return;
+    }
+    then();
+  });
+  if (!st.ok()) Finish("write to the replica failed: " + st.message());
+}
+
+void StreamSession::ArmHeartbeat() {
+  uv_timer_start(heartbeat_, [](uv_timer_t* t) {
+    auto* s = static_cast<StreamSession*>(t->data);
+    if (s->busy_ || s->finished_) return;
+    std::string bytes;
+    stream::AppendHeartbeat(bytes, NowMs());
+    s->Write(std::move(bytes), [s] { s->Pump(); });
+  }, kHeartbeatMs, 0);
+}
+
+void StreamSession::Finish(const std::string& why) {
+  if (finished_) return;
+  finished_ = true;
+  uv_timer_stop(heartbeat_);
+  if (subscription_) {
+    store_.Unsubscribe(subscription_);
+    subscription_ = 0;
+  }
+  log::Info("replication stream closed", {{"peer", exchange_->request().peer}, {"reason", why}});
+  if (!exchange_->closed() && !exchange_->response_ended()) exchange_->EndResponse();
+  // Destroy from the loop, not from inside a callback of ours.
+  auto* cb = new std::function<void()>([this] { on_finished_(this); });
+  uv_timer_t* t = new uv_timer_t;
+  uv_timer_init(loop_, t);
+  t->data = cb;
+  uv_timer_start(t, [](uv_timer_t* t) {
+    auto* fn = static_cast<std::function<void()>*>(t->data);
+    (*fn)();
+    delete fn;
+    uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }, 0, 0);
+}
+
+}  // namespace litefs

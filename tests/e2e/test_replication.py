@@ -1,0 +1,215 @@
+"""Walking skeleton end to end: unmodified SQLite programs commit on a primary
+under LD_PRELOAD, a replica's database becomes identical, position files agree,
+replica writes fail, and a restarted replica catches up."""
+
+import re
+import subprocess
+import threading
+
+from litefs_cluster import db_checksum, wait_for
+
+POS_RE = re.compile(r"^[0-9a-f]{16}/[0-9a-f]{16}\n$")
+
+PY_WRITER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1] if len(sys.argv) > 1 else {path!r}, timeout=10)
+for tx in range({txs}):
+    with db:
+        db.executemany("INSERT INTO t(tx, n, body) VALUES (?, ?, ?)",
+                       [(tx, i, "row %d of tx %d" % (i, tx)) for i in range({rows})])
+db.close()
+"""
+
+
+def py_writer(node, db, txs, rows):
+    return PY_WRITER.format(path=str(node.path(db)), txs=txs, rows=rows)
+
+
+def assert_identical(cluster, db):
+    pos = cluster.wait_replicated(db)
+    assert POS_RE.match(pos), pos
+    p, r = cluster.primary, cluster.replica
+    assert p.path(db).read_bytes() == r.path(db).read_bytes()
+    checksum = int(pos.split("/")[1], 16)
+    assert db_checksum(p.path(db)) == checksum
+    assert db_checksum(r.path(db)) == checksum
+    ok = subprocess.run(["sqlite3", str(r.path(db)), "PRAGMA integrity_check"],
+                        capture_output=True, text=True)
+    assert ok.stdout.strip() == "ok", ok.stdout + ok.stderr
+    return pos
+
+
+def test_cli_and_python_commits_replicate(cluster):
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, tx INT, n INT, body TEXT);")
+    p.python(py_writer(p, "app.db", txs=100, rows=10))
+    pos = assert_identical(cluster, "app.db")
+    # One TXID per transaction: the CREATE, then 100 from Python.
+    assert int(pos.split("/")[0], 16) == 101
+    rows = r.sqlite("app.db", "SELECT count(*), count(DISTINCT tx) FROM t").stdout.strip()
+    assert rows == "1000|100"
+    # LiteFS names its LTX files <min>-<max>.ltx under the data dir.
+    ltx = sorted((p.dir / ".litefs" / "dbs" / "app.db" / "ltx").glob("*.ltx"))
+    assert ltx[-1].name == "0000000000000065-0000000000000065.ltx"
+    assert len(ltx) == 101
+
+
+def test_primary_file_and_info(cluster):
+    p, r = cluster.primary, cluster.replica
+    assert not (p.dir / ".primary").exists()
+    wait_for(lambda: (r.dir / ".primary").exists(), what=".primary on the replica")
+    assert (r.dir / ".primary").read_text() == "primary-host\n"
+    pi, ri = p.info(), r.info()
+    assert pi["isPrimary"] is True and ri["isPrimary"] is False
+    assert ri["primary"]["hostname"] == "primary-host"
+    assert re.fullmatch(r"LFSC[0-9A-F]{16}", pi["clusterID"])
+    wait_for(lambda: r.info().get("clusterID") == pi["clusterID"], what="cluster id adopted")
+
+
+def test_replica_write_fails_readonly_and_changes_nothing(cluster):
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    before = assert_identical(cluster, "app.db")
+    res = r.sqlite("app.db", "INSERT INTO t VALUES (2);", check=False)
+    assert res.returncode != 0
+    assert "readonly" in res.stderr, res.stderr
+    assert "primary-host" in res.stderr  # the message names the primary
+    res = r.python(f"""
+import sqlite3
+db = sqlite3.connect({str(r.path('app.db'))!r})
+try:
+    db.execute("INSERT INTO t VALUES (3)"); db.commit()
+except sqlite3.OperationalError as e:
+    print(e)
+""")
+    assert "readonly" in res.stdout
+    assert r.pos("app.db") == before
+    assert r.path("app.db").read_bytes() == p.path("app.db").read_bytes()
+    assert r.sqlite("app.db", "SELECT count(*) FROM t").stdout.strip() == "1"
+
+
+def test_replica_restart_catches_up(cluster):
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, tx INT, n INT, body TEXT);")
+    p.python(py_writer(p, "app.db", txs=5, rows=3))
+    assert_identical(cluster, "app.db")
+    assert r.stop() == 0
+    p.python(py_writer(p, "app.db", txs=20, rows=3))
+    r.start()
+    pos = assert_identical(cluster, "app.db")
+    assert int(pos.split("/")[0], 16) == 26
+
+
+def test_new_replica_gets_a_snapshot_of_existing_data(cluster, tmp_path):
+    from litefs_cluster import Node, free_port
+    p = cluster.primary
+    p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES ('before');")
+    late = Node(tmp_path, "late", free_port(), p.port, candidate=False).start()
+    try:
+        wait_for(lambda: late.pos("app.db") == p.pos("app.db"), what="late replica caught up")
+        assert late.path("app.db").read_bytes() == p.path("app.db").read_bytes()
+    finally:
+        late.stop()
+
+
+def test_pos_file_is_never_torn(cluster):
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, tx INT, n INT, body TEXT);")
+    bad = []
+    reads = [0]
+    done = threading.Event()
+
+    def reader():
+        while not done.is_set() and reads[0] < 200000:
+            for node in (p, r):
+                try:
+                    content = (node.dir / "app.db-pos").read_text()
+                except FileNotFoundError:
+                    continue
+                reads[0] += 1
+                if not POS_RE.match(content):
+                    bad.append(content)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        p.python(py_writer(p, "app.db", txs=100, rows=1))
+        cluster.wait_replicated("app.db")
+    finally:
+        done.set()
+        t.join(30)
+    assert reads[0] > 0
+    assert bad == []
+
+
+def test_databases_outside_dir_pass_through(cluster, tmp_path):
+    other = tmp_path / "elsewhere.db"
+    res = subprocess.run(["sqlite3", str(other), "CREATE TABLE t(x); INSERT INTO t VALUES (1);"],
+                         env=cluster.replica.env(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert not (cluster.replica.dir / "elsewhere.db-pos").exists()
+
+
+def test_unsupported_journal_mode_is_refused(cluster):
+    p = cluster.primary
+    res = p.sqlite("app.db", "PRAGMA journal_mode=WAL;", check=False)
+    assert res.returncode != 0
+    assert "journal_mode=WAL is not supported" in res.stderr
+    # The database stays in rollback mode and keeps replicating.
+    p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    assert p.sqlite("app.db", "PRAGMA journal_mode;").stdout.strip() == "delete"
+    assert_identical(cluster, "app.db")
+
+
+def test_rollback_is_not_replicated(cluster):
+    p = cluster.primary
+    p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    before = assert_identical(cluster, "app.db")
+    p.sqlite("app.db", "BEGIN; INSERT INTO t VALUES (2); ROLLBACK;")
+    p.sqlite("app.db", "BEGIN IMMEDIATE; COMMIT;")
+    assert p.pos("app.db") == before
+    p.sqlite("app.db", "INSERT INTO t VALUES (3);")
+    after = assert_identical(cluster, "app.db")
+    assert int(after.split("/")[0], 16) == int(before.split("/")[0], 16) + 1
+
+
+def test_sidecar_restart_without_app_restart(cluster):
+    """No sidecar: writes fail with SQLITE_BUSY within the busy timeout, reads keep
+    working; once the sidecar is back the same connection writes again."""
+    import subprocess as sp
+    p = cluster.primary
+    p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    app = sp.Popen([
+        "/usr/bin/python3", "-u", "-c", f"""
+import sqlite3, sys, time
+db = sqlite3.connect({str(p.path('app.db'))!r}, timeout=0.2, isolation_level=None)
+for line in sys.stdin:
+    cmd = line.strip()
+    try:
+        if cmd == "write":
+            db.execute("INSERT INTO t VALUES (2)")
+            print("ok", flush=True)
+        elif cmd == "read":
+            print("rows", db.execute("SELECT count(*) FROM t").fetchone()[0], flush=True)
+    except sqlite3.OperationalError as e:
+        print("error", e, flush=True)
+"""], stdin=sp.PIPE, stdout=sp.PIPE, stderr=sp.PIPE, text=True, env=p.env())
+
+    def ask(cmd):
+        app.stdin.write(cmd + "\n")
+        app.stdin.flush()
+        return app.stdout.readline().strip()
+
+    try:
+        assert ask("write") == "ok"
+        assert p.stop() == 0
+        assert ask("write") == "error database is locked"
+        assert ask("read") == "rows 2"
+        p.start()
+        assert ask("write") == "ok"
+        assert ask("read") == "rows 3"
+    finally:
+        app.stdin.close()
+        app.wait(10)
+    pos = cluster.wait_replicated("app.db")
+    assert int(pos.split("/")[0], 16) == 4

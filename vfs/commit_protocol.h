@@ -1,0 +1,111 @@
+// The commit protocol between liblitefs.so (in the app) and the sidecar,
+// spoken over the Unix socket `<dir>/.litefs.sock`.
+//
+// Every message is a frame: u32 little-endian length of what follows, one
+// type byte, then the payload. Strings are u32 length + bytes; integers are
+// little-endian. The app side sends one request and (except for Abort) waits
+// for exactly one reply before sending the next, so a connection never has
+// more than one request in flight.
+//
+//   Hello  {u32 version, u32 pid}               -> Ok | Error
+//   Begin  {db}                                 -> Ok | ReadOnly | Busy | Error
+//       "this connection is about to write db": the sidecar answers ReadOnly
+//       (naming the primary) when this node is not the primary, Busy while
+//       the database is not ready for writes yet (recovering).
+//   Commit {db, u8 flags, u32 n, n × (u64 offset, u64 length)}
+//                                               -> Ok{txid, checksum} | Error
+//       sent while the app still holds the EXCLUSIVE lock, after SQLite's
+//       commit point: the byte ranges of the database file written since the
+//       last commit. The sidecar reads the committed pages from the file.
+//   Abort  {db}                                 -> (no reply)
+//       the write transaction ended without a commit (rollback).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ltx/status.h"
+
+namespace litefs::wire {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kFrameHeaderSize = 5;             // length + type
+inline constexpr uint32_t kMaxFrameSize = 64u << 20;      // sanity bound
+inline constexpr const char* kSocketName = ".litefs.sock";  // inside the managed dir
+
+enum class MsgType : uint8_t {
+  kHello = 1,
+  kBegin = 2,
+  kCommit = 3,
+  kAbort = 4,
+  kOk = 0x81,
+  kReadOnly = 0x82,
+  kError = 0x83,
+  kBusy = 0x84,
+};
+
+// Commit flags.
+inline constexpr uint8_t kCommitSynced = 0x1;  // the app fsynced the database in this transaction
+
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const ByteRange&) const = default;
+};
+
+struct Message {
+  MsgType type = MsgType::kOk;
+  // Hello
+  uint32_t version = 0;
+  uint32_t pid = 0;
+  // Begin / Commit / Abort: database name (a file directly inside the dir).
+  // ReadOnly: the primary's hostname. Error, Busy: the message.
+  std::string text;
+  // Commit
+  uint8_t flags = 0;
+  std::vector<ByteRange> ranges;
+  // Ok after Commit: the new position.
+  uint64_t txid = 0;
+  uint64_t checksum = 0;
+};
+
+// Appends the frame for `msg` to `out`.
+void EncodeMessage(const Message& msg, std::string& out);
+
+// Decodes one complete frame body (the bytes after the 4-byte length).
+Result<Message> DecodeMessage(std::span<const uint8_t> frame_body);
+
+// Incremental frame splitter for a byte stream: feed bytes, pop messages.
+class FrameReader {
+ public:
+  void Append(std::span<const uint8_t> data);
+  // Returns true and fills `msg` when a whole frame is buffered; a malformed
+  // or oversized frame yields a failed Status (the connection must be dropped).
+  Result<bool> Next(Message& msg);
+
+ private:
+  std::vector<uint8_t> buf_;
+  size_t start_ = 0;
+};
+
+// A set of byte ranges written to a file: appends are O(1) (coalescing with
+// the previous write, the common sequential case); the list is sorted and
+// merged whenever it doubles, so memory stays proportional to the number of
+// distinct runs, not to the number of writes.
+class RangeSet {
+ public:
+  void Add(uint64_t offset, uint64_t length);
+  // Sorted, non-overlapping, non-adjacent ranges.
+  const std::vector<ByteRange>& Normalized();
+  bool empty() const { return ranges_.empty(); }
+  void Clear();
+
+ private:
+  void Normalize();
+  std::vector<ByteRange> ranges_;
+  size_t normalized_size_ = 0;
+};
+
+}  // namespace litefs::wire

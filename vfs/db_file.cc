@@ -1,0 +1,321 @@
+// See db_file.h. Capture rules: ../shared/reference/sqlite-internals.md §2.4, §5.
+#include "vfs/db_file.h"
+
+#include <strings.h>
+
+#include <new>
+
+#include "vfs/commit_protocol.h"
+#include "vfs/sidecar_link.h"
+#include "vfs/vfs_log.h"
+
+namespace litefs::vfs {
+namespace {
+
+// Waiting for the sidecar: Begin is cheap; a Commit reads and writes every
+// page of the transaction, so a large one may take a while.
+constexpr int kBeginTimeoutMs = 5000;
+constexpr int kCommitTimeoutMs = 10 * 60 * 1000;
+
+// wal-index lock slots (xShmLock offsets).
+constexpr int kShmWriteLock = 0;
+constexpr int kShmFirstReadLock = 3;
+constexpr int kShmLockCount = 8;
+
+struct DbFileState {
+  DbFileState(std::string n, const SqliteApi& a, const VfsConfig& c)
+      : name(std::move(n)), api(a), link(c.socket_path) {}
+
+  std::string name;
+  const SqliteApi& api;
+  SidecarLink link;
+  int lock = SQLITE_LOCK_NONE;
+  bool begun = false;   // the sidecar approved a write transaction
+  bool synced = false;  // the app fsynced the database since the last commit
+  wire::RangeSet dirty;
+  unsigned shm_read_locks = 0;  // bit per WAL read slot held by this handle
+};
+
+struct DbFile {
+  sqlite3_file base;  // must be first: SQLite sees this
+  sqlite3_file* real;
+  DbFileState* state;
+};
+
+DbFile* Cast(sqlite3_file* f) { return reinterpret_cast<DbFile*>(f); }
+sqlite3_file* Real(sqlite3_file* f) { return Cast(f)->real; }
+DbFileState& State(sqlite3_file* f) { return *Cast(f)->state; }
+
+// Asks the sidecar whether this node may write the database now.
+int BeginWrite(DbFileState& s) {
+  wire::Message req;
+  req.type = wire::MsgType::kBegin;
+  req.text = s.name;
+  Result<wire::Message> reply = s.link.Call(req, kBeginTimeoutMs, /*may_reconnect=*/true);
+  if (!reply.ok()) {
+    LogWarning(SQLITE_BUSY, "cannot write %s: %s", s.name.c_str(), reply.message().c_str());
+    return SQLITE_BUSY;
+  }
+  switch (reply->type) {
+    case wire::MsgType::kOk:
+      return SQLITE_OK;
+    case wire::MsgType::kBusy:
+      LogWarning(SQLITE_BUSY, "cannot write %s yet: %s", s.name.c_str(), reply->text.c_str());
+      return SQLITE_BUSY;
+    case wire::MsgType::kReadOnly:
+      LogWarning(SQLITE_READONLY, "cannot write %s: this node is a read replica; the primary is %s",
+                 s.name.c_str(), reply->text.empty() ? "unknown" : reply->text.c_str());
+      return SQLITE_READONLY;
+    default:
+      LogWarning(SQLITE_READONLY, "cannot write %s: %s", s.name.c_str(), reply->text.c_str());
+      return SQLITE_READONLY;
+  }
+}
+
+void EndWrite(DbFileState& s) {
+  if (s.begun) {
+    wire::Message req;
+    req.type = wire::MsgType::kAbort;
+    req.text = s.name;
+    s.link.Post(req);
+  }
+  s.begun = false;
+  s.synced = false;
+  s.dirty.Clear();
+}
+
+// Hands the committed transaction to the sidecar. The commit point has
+// passed, so the transaction is durable in the database whatever happens
+// here; if the sidecar cannot record it, its recovery will (the database
+// checksum no longer matches its position), so the app is not told about a
+// failure of something that did commit.
+void CommitWrite(DbFileState& s) {
+  if (s.dirty.empty()) {
+    EndWrite(s);
+    return;
+  }
+  wire::Message req;
+  req.type = wire::MsgType::kCommit;
+  req.text = s.name;
+  req.flags = s.synced ? wire::kCommitSynced : 0;
+  req.ranges = s.dirty.Normalized();
+  Result<wire::Message> reply = s.link.Call(req, kCommitTimeoutMs, /*may_reconnect=*/false);
+  if (!reply.ok()) {
+    LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar (%s); it will "
+               "recover it from the database", s.name.c_str(), reply.message().c_str());
+  } else if (reply->type != wire::MsgType::kOk) {
+    LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar: %s",
+               s.name.c_str(), reply->text.c_str());
+  }
+  s.begun = false;  // a Commit ends the write transaction on the sidecar too
+  s.synced = false;
+  s.dirty.Clear();
+}
+
+// Journal modes whose commits this library cannot capture yet.
+int CheckPragma(DbFileState& s, char** args) {
+  const char* pragma = args[1];
+  const char* value = args[2];
+  if (!pragma || !value || strcasecmp(pragma, "journal_mode") != 0) return SQLITE_NOTFOUND;
+  for (const char* unsupported : {"wal", "memory", "off"}) {
+    if (strcasecmp(value, unsupported) == 0) {
+      args[0] = s.api.mprintf(
+          "litefs: journal_mode=%s is not supported for replicated database %s; "
+          "use DELETE, TRUNCATE or PERSIST", value, s.name.c_str());
+      return SQLITE_ERROR;
+    }
+  }
+  return SQLITE_NOTFOUND;
+}
+
+int Close(sqlite3_file* f) {
+  DbFileState* s = Cast(f)->state;
+  EndWrite(*s);
+  int rc = Real(f)->pMethods->xClose(Real(f));
+  delete s;
+  Cast(f)->state = nullptr;
+  return rc;
+}
+
+int Read(sqlite3_file* f, void* buf, int amt, sqlite3_int64 off) {
+  return Real(f)->pMethods->xRead(Real(f), buf, amt, off);
+}
+
+int Write(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
+  int rc = Real(f)->pMethods->xWrite(Real(f), buf, amt, off);
+  DbFileState& s = State(f);
+  if (rc == SQLITE_OK && s.lock >= SQLITE_LOCK_RESERVED) s.dirty.Add(uint64_t(off), uint64_t(amt));
+  return rc;
+}
+
+int Truncate(sqlite3_file* f, sqlite3_int64 size) {
+  return Real(f)->pMethods->xTruncate(Real(f), size);
+}
+
+int Sync(sqlite3_file* f, int flags) {
+  int rc = Real(f)->pMethods->xSync(Real(f), flags);
+  DbFileState& s = State(f);
+  if (rc == SQLITE_OK && s.lock >= SQLITE_LOCK_RESERVED) s.synced = true;
+  return rc;
+}
+
+int FileSize(sqlite3_file* f, sqlite3_int64* size) {
+  return Real(f)->pMethods->xFileSize(Real(f), size);
+}
+
+int Lock(sqlite3_file* f, int level) {
+  DbFileState& s = State(f);
+  int rc = Real(f)->pMethods->xLock(Real(f), level);
+  if (rc != SQLITE_OK) return rc;
+  // A writer always passes RESERVED; SHARED->EXCLUSIVE without it is a
+  // hot-journal rollback or a WAL close, which must always be allowed.
+  if (level == SQLITE_LOCK_RESERVED && s.lock < SQLITE_LOCK_RESERVED && !s.begun) {
+    int gate = BeginWrite(s);
+    if (gate != SQLITE_OK) {
+      Real(f)->pMethods->xUnlock(Real(f), SQLITE_LOCK_SHARED);
+      return gate;
+    }
+    s.begun = true;
+  }
+  if (level > s.lock) s.lock = level;
+  return SQLITE_OK;
+}
+
+int Unlock(sqlite3_file* f, int level) {
+  DbFileState& s = State(f);
+  if (level < SQLITE_LOCK_RESERVED && s.lock >= SQLITE_LOCK_RESERVED) EndWrite(s);
+  int rc = Real(f)->pMethods->xUnlock(Real(f), level);
+  if (rc == SQLITE_OK) s.lock = level;
+  return rc;
+}
+
+int CheckReservedLock(sqlite3_file* f, int* out) {
+  return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
+}
+
+int FileControl(sqlite3_file* f, int op, void* arg) {
+  DbFileState& s = State(f);
+  switch (op) {
+    case SQLITE_FCNTL_PRAGMA: {
+      int rc = CheckPragma(s, static_cast<char**>(arg));
+      if (rc != SQLITE_NOTFOUND) return rc;
+      break;
+    }
+    case SQLITE_FCNTL_VFSNAME: {
+      int rc = Real(f)->pMethods->xFileControl(Real(f), op, arg);
+      char** name = static_cast<char**>(arg);
+      if (rc == SQLITE_OK && *name) {
+        char* stacked = s.api.mprintf("litefs/%s", *name);
+        s.api.free(*name);
+        *name = stacked;
+      }
+      return rc;
+    }
+    case SQLITE_FCNTL_COMMIT_PHASETWO: {
+      int rc = Real(f)->pMethods->xFileControl(Real(f), op, arg);
+      CommitWrite(s);
+      return rc == SQLITE_NOTFOUND ? SQLITE_OK : rc;
+    }
+    default:
+      break;
+  }
+  return Real(f)->pMethods->xFileControl(Real(f), op, arg);
+}
+
+int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
+
+int DeviceCharacteristics(sqlite3_file* f) {
+  // Batch-atomic writes would bypass the journal and the commit point we rely on.
+  return Real(f)->pMethods->xDeviceCharacteristics(Real(f)) & ~SQLITE_IOCAP_BATCH_ATOMIC;
+}
+
+int ShmMap(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
+  return Real(f)->pMethods->xShmMap(Real(f), region, size, extend, out);
+}
+
+int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
+  DbFileState& s = State(f);
+  // WAL capture is not implemented yet: refuse the WAL write lock to a
+  // transaction (a handle holding a read slot). Recovery and checkpoints,
+  // which take it without a read slot, stay possible so reads keep working.
+  if (offset == kShmWriteLock && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE) &&
+      s.shm_read_locks != 0) {
+    LogWarning(SQLITE_READONLY, "cannot write %s: WAL-mode databases are not replicated yet; "
+               "switch it to journal_mode=DELETE", s.name.c_str());
+    return SQLITE_READONLY;
+  }
+  int rc = Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
+  if (rc == SQLITE_OK && (flags & SQLITE_SHM_SHARED)) {
+    for (int i = offset; i < offset + n && i < kShmLockCount; i++) {
+      if (i < kShmFirstReadLock) continue;
+      unsigned bit = 1u << i;
+      if (flags & SQLITE_SHM_LOCK) s.shm_read_locks |= bit;
+      else s.shm_read_locks &= ~bit;
+    }
+  }
+  return rc;
+}
+
+void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
+
+int ShmUnmap(sqlite3_file* f, int delete_flag) {
+  State(f).shm_read_locks = 0;
+  return Real(f)->pMethods->xShmUnmap(Real(f), delete_flag);
+}
+
+int Fetch(sqlite3_file* f, sqlite3_int64 off, int amt, void** out) {
+  return Real(f)->pMethods->xFetch(Real(f), off, amt, out);
+}
+
+int Unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) {
+  return Real(f)->pMethods->xUnfetch(Real(f), off, p);
+}
+
+constexpr sqlite3_io_methods MakeMethods(int version) {
+  sqlite3_io_methods m{};
+  m.iVersion = version;
+  m.xClose = Close;
+  m.xRead = Read;
+  m.xWrite = Write;
+  m.xTruncate = Truncate;
+  m.xSync = Sync;
+  m.xFileSize = FileSize;
+  m.xLock = Lock;
+  m.xUnlock = Unlock;
+  m.xCheckReservedLock = CheckReservedLock;
+  m.xFileControl = FileControl;
+  m.xSectorSize = SectorSize;
+  m.xDeviceCharacteristics = DeviceCharacteristics;
+  if (version >= 2) {
+    m.xShmMap = ShmMap;
+    m.xShmLock = ShmLock;
+    m.xShmBarrier = ShmBarrier;
+    m.xShmUnmap = ShmUnmap;
+  }
+  if (version >= 3) {
+    m.xFetch = Fetch;
+    m.xUnfetch = Unfetch;
+  }
+  return m;
+}
+
+// Present the same method-table version as the underlying file: a higher one
+// would call methods it lacks, a lower one would silently disable WAL/mmap.
+const sqlite3_io_methods kMethods[3] = {MakeMethods(1), MakeMethods(2), MakeMethods(3)};
+
+}  // namespace
+
+size_t DbFileHeaderSize() { return (sizeof(DbFile) + 15) & ~size_t(15); }
+
+void InitDbFile(sqlite3_file* file, sqlite3_file* real, std::string name, const SqliteApi& api,
+                const VfsConfig& config) {
+  DbFile* f = Cast(file);
+  f->real = real;
+  f->state = new DbFileState(std::move(name), api, config);
+  int version = real->pMethods->iVersion;
+  if (version < 1) version = 1;
+  if (version > 3) version = 3;
+  f->base.pMethods = &kMethods[version - 1];
+}
+
+}  // namespace litefs::vfs

@@ -1,0 +1,35 @@
+// The sqlite3_io_methods of a managed database file (one per open handle).
+//
+// Primary side: a write transaction must be approved by the sidecar when it
+// takes the RESERVED lock (Begin); every byte range written to the database
+// file while the handle holds RESERVED or more is remembered; at
+// SQLITE_FCNTL_COMMIT_PHASETWO (the commit point has passed, EXCLUSIVE is
+// still held) the ranges go to the sidecar (Commit), which reads the
+// committed pages from the file and writes the LTX before we return. A
+// transaction that ends without PHASETWO was rolled back (Abort).
+//
+// Replica side: the sidecar refuses Begin, so the write fails with
+// SQLITE_READONLY before anything changes; without a sidecar it fails with
+// SQLITE_BUSY (the app's busy handler retries until the sidecar is back).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <string>
+
+#include "vfs/sqlite_api.h"
+#include "vfs/vfs_config.h"
+
+namespace litefs::vfs {
+
+// Bytes reserved in front of the underlying file inside the sqlite3_file
+// allocation of a managed database.
+size_t DbFileHeaderSize();
+
+// Wraps `real` (already opened by the underlying VFS) as a managed database
+// called `name`. `file` is the allocation SQLite passed to xOpen; `real`
+// lives inside it at DbFileHeaderSize().
+void InitDbFile(sqlite3_file* file, sqlite3_file* real, std::string name,
+                const SqliteApi& api, const VfsConfig& config);
+
+}  // namespace litefs::vfs

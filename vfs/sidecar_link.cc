@@ -1,0 +1,152 @@
+// See sidecar_link.h.
+#include "vfs/sidecar_link.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace litefs::vfs {
+namespace {
+
+constexpr int kHelloTimeoutMs = 5000;
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+SidecarLink::~SidecarLink() { Disconnect(); }
+
+void SidecarLink::Disconnect() {
+  if (fd_ >= 0 && pid_ == getpid()) close(fd_);
+  fd_ = -1;
+  reader_ = wire::FrameReader();
+}
+
+Status SidecarLink::Connect() {
+  Disconnect();
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (socket_path_.size() >= sizeof addr.sun_path) {
+    return Status::Error("sidecar socket path is too long: " + socket_path_);
+  }
+  std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Error(std::string("socket: ") + strerror(errno));
+  if (connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    close(fd);
+    return Status::Error("cannot reach the litefs sidecar at " + socket_path_ + ": " +
+                         strerror(err));
+  }
+  fd_ = fd;
+  pid_ = getpid();
+  wire::Message hello;
+  hello.type = wire::MsgType::kHello;
+  hello.version = wire::kProtocolVersion;
+  hello.pid = uint32_t(pid_);
+  out_.clear();
+  wire::EncodeMessage(hello, out_);
+  Status st = SendAll(out_);
+  if (!st.ok()) return st;
+  Result<wire::Message> reply = Receive(kHelloTimeoutMs);
+  if (!reply.ok()) return reply.status();
+  if (reply->type != wire::MsgType::kOk) {
+    std::string why = reply->text;
+    Disconnect();
+    return Status::Error("the litefs sidecar refused this library: " + why);
+  }
+  return Status();
+}
+
+Status SidecarLink::SendAll(const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      Disconnect();
+      return Status::Error(std::string("lost the litefs sidecar: ") + strerror(err));
+    }
+    off += size_t(n);
+  }
+  return Status();
+}
+
+Result<wire::Message> SidecarLink::Receive(int timeout_ms) {
+  int64_t deadline = NowMs() + timeout_ms;
+  uint8_t buf[4096];
+  for (;;) {
+    wire::Message msg;
+    Result<bool> got = reader_.Next(msg);
+    if (!got.ok()) {
+      Disconnect();
+      return Status::Error("bad reply from the litefs sidecar: " + got.message());
+    }
+    if (*got) return msg;
+    int64_t left = deadline - NowMs();
+    if (left <= 0) {
+      Disconnect();
+      return Status::Error("the litefs sidecar did not answer within " +
+                           std::to_string(timeout_ms) + " ms");
+    }
+    struct pollfd pfd = {fd_, POLLIN, 0};
+    int r = poll(&pfd, 1, int(left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;  // timeout is handled at the top of the loop
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Disconnect();
+      return Status::Error("the litefs sidecar closed the connection");
+    }
+    reader_.Append({buf, size_t(n)});
+  }
+}
+
+Result<wire::Message> SidecarLink::Call(const wire::Message& request, int timeout_ms,
+                                        bool may_reconnect) {
+  if (fd_ >= 0 && pid_ != getpid()) Disconnect();  // forked: the socket is the parent's
+  bool fresh = false;
+  if (fd_ < 0) {
+    LITEFS_RETURN_IF_ERROR(Connect());
+    fresh = true;
+  }
+  out_.clear();
+  wire::EncodeMessage(request, out_);
+  Status st = SendAll(out_);
+  if (!st.ok() && may_reconnect && !fresh) {
+    LITEFS_RETURN_IF_ERROR(Connect());
+    st = SendAll(out_);
+  }
+  if (!st.ok()) return st;
+  Result<wire::Message> reply = Receive(timeout_ms);
+  if (!reply.ok() && may_reconnect && !fresh && !connected()) {
+    // The sidecar restarted since our last call: the request died with the
+    // old connection before it could be processed. Try once more.
+    LITEFS_RETURN_IF_ERROR(Connect());
+    LITEFS_RETURN_IF_ERROR(SendAll(out_));
+    return Receive(timeout_ms);
+  }
+  return reply;
+}
+
+void SidecarLink::Post(const wire::Message& request) {
+  if (fd_ < 0 || pid_ != getpid()) return;  // nothing to tell a sidecar we are not talking to
+  out_.clear();
+  wire::EncodeMessage(request, out_);
+  (void)SendAll(out_);
+}
+
+}  // namespace litefs::vfs
+

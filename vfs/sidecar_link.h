@@ -1,0 +1,46 @@
+// A blocking client for the commit protocol (commit_protocol.h), used by one
+// database file handle in the app. Connects lazily, reconnects after the
+// sidecar restarts or the process forks, never raises SIGPIPE, and bounds
+// every wait so a dead sidecar turns into an error, not a hang.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "ltx/status.h"
+#include "vfs/commit_protocol.h"
+
+namespace litefs::vfs {
+
+class SidecarLink {
+ public:
+  explicit SidecarLink(std::string socket_path) : socket_path_(std::move(socket_path)) {}
+  ~SidecarLink();
+  SidecarLink(const SidecarLink&) = delete;
+  SidecarLink& operator=(const SidecarLink&) = delete;
+
+  // Sends `request` and waits up to `timeout_ms` for its reply. When
+  // `may_reconnect`, a connection found dead before the request was sent is
+  // replaced once (safe for idempotent requests only).
+  Result<wire::Message> Call(const wire::Message& request, int timeout_ms, bool may_reconnect);
+
+  // Sends a request that has no reply; errors only drop the connection.
+  void Post(const wire::Message& request);
+
+  bool connected() const { return fd_ >= 0; }
+
+ private:
+  Status Connect();
+  void Disconnect();
+  Status SendAll(const std::string& bytes);
+  Result<wire::Message> Receive(int timeout_ms);
+
+  std::string socket_path_;
+  int fd_ = -1;
+  pid_t pid_ = 0;  // process that opened fd_; a forked child reconnects
+  std::string out_;
+  wire::FrameReader reader_;
+};
+
+}  // namespace litefs::vfs
