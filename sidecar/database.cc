@@ -141,8 +141,10 @@ Status Database::RecoverJob() {
     Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
     if (!shape.ok()) return shape.status();
     LITEFS_RETURN_IF_ERROR(checksums_.Load(fd->get(), shape->page_size, shape->page_count));
+    last_change_counter_ = shape->change_counter;
   } else {
     checksums_.Reset(0);  // no file: an empty database
+    last_change_counter_ = 0;
   }
   const uint64_t actual = checksums_.value();
 
@@ -209,11 +211,26 @@ void Database::Commit(std::vector<wire::ByteRange> ranges, bool synced,
 Result<ltx::Pos> Database::CommitJob(const std::vector<wire::ByteRange>& ranges, bool synced) {
   Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
   if (!fd.ok()) return fd.status();
+  Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
+  if (!shape.ok()) return shape.status();
+  bool all_pages = false;
+  if (last_change_counter_ != 0 && shape->change_counter != last_change_counter_ + 1) {
+    // Someone committed without the capture (a process without liblitefs,
+    // a statically linked SQLite): record every page so nothing is missed.
+    log::Warn("the database changed outside litefs; recording every page",
+              {{"db", name_}, {"change_counter", std::to_string(shape->change_counter)},
+               {"expected", std::to_string(last_change_counter_ + 1)}});
+    all_pages = true;
+  }
   ltx::Pos prev = pos();
   LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), synced};
   Result<ltx::Pos> next =
-      WriteCommitLtx(fd->get(), db_path_, ranges, /*all_pages=*/false, prev, checksums_, log_, opts);
-  if (!next.ok()) return next;
+      WriteCommitLtx(fd->get(), db_path_, ranges, all_pages, prev, checksums_, log_, opts);
+  if (!next.ok()) {
+    last_change_counter_ = 0;
+    return next;
+  }
+  last_change_counter_ = shape->change_counter;
   SetPos(*next);
   LITEFS_RETURN_IF_ERROR(WritePosFile(*next, opts.timestamp_ms));
   return next;

@@ -99,6 +99,10 @@ class Database {
   Strand strand_;
   Strand snapshot_strand_;
   PageChecksums checksums_;  // strand-owned
+  // Change counter (page 1, offset 24) at the last capture, 0 if unknown;
+  // strand-owned. A rollback-mode commit bumps it by exactly one, so any
+  // other value at the next capture means some commit bypassed the capture.
+  uint32_t last_change_counter_ = 0;
 
   mutable std::mutex mu_;
   ltx::Pos pos_;  // guarded by mu_

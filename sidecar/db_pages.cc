@@ -24,6 +24,7 @@ Result<DbShape> ReadDbShape(int fd, const std::string& path) {
   if (!h.ok()) return h.status().Context(path);
   shape.page_size = h->page_size;
   shape.write_version = h->write_version;
+  shape.change_counter = h->change_counter;
   shape.page_count = h->page_count_valid ? h->page_count
                                          : uint32_t(uint64_t(st.st_size) / h->page_size);
   return shape;

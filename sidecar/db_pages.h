@@ -17,6 +17,7 @@ struct DbShape {
   uint32_t page_size = 0;   // 0 when the file is empty
   uint32_t page_count = 0;  // database size in pages
   uint8_t write_version = 0;
+  uint32_t change_counter = 0;  // +1 at every rollback-mode commit
 };
 
 // Reads the header of an open database file. An empty file is an empty

@@ -1,7 +1,10 @@
 // See node.h.
 #include "sidecar/node.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "sidecar/fsutil.h"
@@ -32,6 +35,7 @@ Status Node::Start(std::function<void(Status)> ready) {
     return Status::Error("dir " + config_.dir + " does not exist or is not a directory");
   }
   LITEFS_RETURN_IF_ERROR(fs::MakeDirs(config_.data_dir).Context("data.dir"));
+  LITEFS_RETURN_IF_ERROR(LockDataDir());
   DatabaseEnv env;
   env.loop = loop_;
   env.dir = config_.dir;
@@ -52,6 +56,27 @@ Status Node::Start(std::function<void(Status)> ready) {
     if (!st.ok()) return ready(st.Context("recover databases"));
     BecomeRole(ready);
   });
+  return Status();
+}
+
+// Two sidecars sharing a data dir would both recover and write the same LTX
+// logs: hold an exclusive flock on <data-dir>/lock for the process lifetime.
+Status Node::LockDataDir() {
+  std::string path = config_.data_dir + "/lock";
+  Result<fs::UniqueFd> fd = fs::Open(path, O_RDWR | O_CREAT, 0644);
+  if (!fd.ok()) return fd.status();
+  if (flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+    Result<std::string> owner = fs::ReadFile(path);
+    std::string pid = owner.ok() ? *owner : "";
+    while (!pid.empty() && pid.back() == '\n') pid.pop_back();
+    return Status::Error("another litefs is using data dir " + config_.data_dir +
+                         (pid.empty() ? "" : " (pid " + pid + ")"));
+  }
+  std::string me = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd->get(), 0) != 0 || pwrite(fd->get(), me.data(), me.size(), 0) < 0) {
+    return fs::ErrnoError("write", path);
+  }
+  data_dir_lock_ = std::move(fd).value();
   return Status();
 }
 

@@ -14,6 +14,7 @@
 #include "sidecar/commit_server.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
+#include "sidecar/fsutil.h"
 #include "sidecar/node_api.h"
 #include "sidecar/replica_client.h"
 #include "sidecar/store.h"
@@ -33,6 +34,7 @@ class Node {
   Store& store() { return *store_; }
 
  private:
+  Status LockDataDir();
   void BecomeRole(std::function<void(Status)> ready);
 
   uv_loop_t* loop_;
@@ -44,6 +46,7 @@ class Node {
   std::unique_ptr<CommitServer> commits_;
   std::unique_ptr<ReplicaClient> replica_;
   bool stopping_ = false;
+  fs::UniqueFd data_dir_lock_;  // flock: one sidecar per data dir
 };
 
 }  // namespace litefs

@@ -213,3 +213,22 @@ for line in sys.stdin:
         app.wait(10)
     pos = cluster.wait_replicated("app.db")
     assert int(pos.split("/")[0], 16) == 4
+
+
+def test_commit_outside_litefs_is_not_lost(cluster):
+    """A write by a process without liblitefs is picked up at the next capture
+    (the change counter jumped), so the replica still converges."""
+    p = cluster.primary
+    p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    cluster.wait_replicated("app.db")
+    # Pages the next captured transaction does not touch (a new table).
+    plain = subprocess.run(["sqlite3", str(p.path("app.db")),
+                            "CREATE TABLE t2(y); INSERT INTO t2 VALUES ('outside');"],
+                           capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr
+    p.sqlite("app.db", "INSERT INTO t VALUES (3);")
+    assert_identical(cluster, "app.db")
+    r = cluster.replica
+    assert r.sqlite("app.db", "SELECT group_concat(x) FROM t").stdout.strip() == "1,3"
+    assert r.sqlite("app.db", "SELECT y FROM t2").stdout.strip() == "outside"
+    assert "changed outside litefs" in p.log_text()
