@@ -259,6 +259,7 @@ void Exchange::NotifyClosed() {
 
 void Exchange::Detach() {
   conn_ = nullptr;
+  on_close_ = nullptr;
   on_end_ = nullptr;
   on_full_ = nullptr;
   if (!delivering_) on_data_ = nullptr;

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -77,6 +78,10 @@ Result<std::vector<sockaddr_storage>> ResolveListenAddress(const HostPort& hp) {
   }
   freeaddrinfo(res);
   if (out.empty()) return Status::Error("host has no IPv4 or IPv6 address");
+  // Like Go: a name that has both (localhost) listens on its IPv4 address.
+  std::stable_sort(out.begin(), out.end(), [](const sockaddr_storage& a, const sockaddr_storage& b) {
+    return a.ss_family == AF_INET && b.ss_family != AF_INET;
+  });
   return out;
 }
 

@@ -23,7 +23,7 @@ Result<HostPort> ParseHostPort(std::string_view addr);
 
 // Candidate addresses for `hp`, best first: an IP literal as is; an empty host
 // as "::" (dual stack) then "0.0.0.0" for hosts without IPv6; a name through
-// the resolver (synchronously, once at startup).
+// the resolver (synchronously, once at startup), IPv4 addresses first.
 Result<std::vector<sockaddr_storage>> ResolveListenAddress(const HostPort& hp);
 
 }  // namespace litefs::http

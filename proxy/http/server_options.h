@@ -27,9 +27,10 @@ struct ServerOptions {
   // Open connections beyond this are accepted and closed at once (no response:
   // the request has not been read, and answering it could end in a reset).
   size_t max_connections = 1024;
-  // When the server closes a connection after a response it first sends FIN
-  // and reads (and drops) what the client still sends, for at most this long,
-  // so the client sees the response rather than a reset.
+  // When the server closes a connection after a response it first writes the
+  // last byte (a client that reads nothing for idle_timeout meanwhile is
+  // dropped), then sends FIN and reads and drops what the client still sends
+  // for at most this long, so the client sees the response rather than a reset.
   std::chrono::milliseconds linger_timeout{2'000};
   // A request body the handler did not read is read and dropped, up to this
   // many bytes, to keep the connection; a larger (or chunked) unread body

@@ -130,7 +130,8 @@ TEST_CASE("ResolveListenAddress orders candidates") {
   CHECK((*v6)[0].ss_family == AF_INET6);
   auto name = ResolveListenAddress(HostPort{"localhost", 82});
   REQUIRE(name.ok());
-  CHECK_FALSE(name->empty());
+  REQUIRE_FALSE(name->empty());
+  CHECK((*name)[0].ss_family == AF_INET);  // IPv4 first, like Go
 }
 
 }  // namespace

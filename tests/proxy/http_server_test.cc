@@ -132,6 +132,30 @@ TEST_CASE("pipelining: three requests in one write, answered in order") {
   CHECK(log.items() == std::vector<std::string>{"call /slow", "ended /slow", "call /a", "call /b"});
 }
 
+TEST_CASE("pipelining: 2000 requests answered asynchronously, in order") {
+  // More pipelined input than the server buffers (64 KiB): it stops reading
+  // and resumes as responses end.
+  std::atomic<uv_loop_t*> loop{nullptr};
+  TestServer server([&](std::shared_ptr<Exchange> ex) {
+    std::string path(ex->request().path());
+    RunAfter(loop.load(), 0, [ex, path] { ex->Respond(200, {}, path); });
+  });
+  loop = server.loop().loop();
+  constexpr int kCount = 2000;
+  std::string all;
+  for (int i = 0; i < kCount; ++i) all += Get("/r" + std::to_string(i), "X-Pad: " + std::string(40, 'p') + "\r\n");
+  REQUIRE(all.size() > 128 * 1024);
+  Client c(server.port());
+  std::thread sender([&] { c.Send(all); });
+  bool in_order = true;
+  for (int i = 0; i < kCount && in_order; ++i) {
+    Response r = c.ReadResponse();
+    in_order = r.complete && r.body == "/r" + std::to_string(i);
+  }
+  sender.join();
+  CHECK(in_order);
+}
+
 TEST_CASE("POST with Content-Length read by ReadFullBody") {
   TestServer server([](std::shared_ptr<Exchange> ex) {
     Status s = ex->ReadFullBody(1 << 20, [ex](Status st, std::string body) {
@@ -644,6 +668,67 @@ TEST_CASE("HTTP/1.0") {
     CHECK(c.WaitClosed(&all));
     CHECK(all == "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabcdef");
   }
+}
+
+TEST_CASE("a closing response reaches a slow reader in full") {
+  // linger_timeout only starts once the last byte is with the kernel.
+  ServerOptions options;
+  options.linger_timeout = 50ms;
+  const std::string body = Repeat("0123456789", 2'000'000);  // 20 MB
+  TestServer server([&](std::shared_ptr<Exchange> ex) { ex->Respond(200, {}, body); }, options);
+  Client c(server.port());
+  c.SetReceiveBuffer(64 * 1024);
+  c.Send("GET / HTTP/1.0\r\n\r\n");
+  std::this_thread::sleep_for(300ms);  // a slow reader (not synchronisation)
+  Response r = c.ReadResponse(false, 60s);
+  CHECK(r.complete);
+  CHECK(r.body.size() == body.size());
+  CHECK(r.body == body);
+  CHECK(c.WaitClosed());
+}
+
+TEST_CASE("half-closed clients") {
+  SUBCASE("an immediate answer is still delivered") {
+    TestServer server(EchoPath());
+    Client c(server.port());
+    c.Send(Get("/x"));
+    c.ShutdownWrite();
+    CHECK(c.ReadResponse().body == "/x");
+    CHECK(c.WaitClosed());
+  }
+  SUBCASE("a pending exchange sees the client as gone (like Go)") {
+    Event closed;
+    std::shared_ptr<Exchange> kept;
+    TestServer server([&](std::shared_ptr<Exchange> ex) {
+      kept = ex;
+      ex->OnClose([&] { closed.Signal(); });
+    });
+    Client c(server.port());
+    c.Send(Get("/x"));
+    c.ShutdownWrite();
+    CHECK(closed.WaitFor(1));
+    CHECK(c.WaitClosed());
+    CHECK(server.loop().Run([&] { kept.reset(); }));
+  }
+}
+
+TEST_CASE("ReadFullBody and ReadBody on a request without a body") {
+  TestServer server([](std::shared_ptr<Exchange> ex) {
+    if (ex->request().path() == "/full") {
+      CHECK(ex->ReadFullBody(10, [ex](Status st, std::string body) {
+                  ex->Respond(st.ok() ? 200 : 500, {}, "[" + body + "]");
+                }).ok());
+    } else {
+      CHECK(ex->ReadBody([](std::span<const uint8_t>) { FAIL("no data expected"); },
+                         [ex](Status st) { ex->Respond(st.ok() ? 200 : 500, {}, "end"); })
+                .ok());
+      CHECK(ex->ReadBody(nullptr, nullptr).message() == "request body is already being read");
+    }
+  });
+  Client c(server.port());
+  c.Send(Get("/full") + Get("/stream"));
+  CHECK(c.ReadResponse().body == "[]");
+  CHECK(c.ReadResponse().body == "end");
 }
 
 TEST_CASE("framing chosen by the server") {
