@@ -150,20 +150,27 @@ Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
     return fs::ErrnoError("truncate", db_path);
   }
   if (fdatasync(db->get()) != 0) return fs::ErrnoError("fsync", db_path);
-  LITEFS_RETURN_IF_ERROR(journal->Remove());  // the commit point
-  lock.reset();
 
+  // Check the result before the commit point: a replica that had diverged
+  // must not end up with a mix of its pages and the primary's.
+  Status verified;
   if (checksums.value() != ltx.trailer.post_apply_checksum) {
     // The table may have missed pages the file did not carry: recount.
-    LITEFS_RETURN_IF_ERROR(checksums.Load(db->get(), h.page_size, h.commit));
-    if (checksums.value() != ltx.trailer.post_apply_checksum) {
-      return Status::Error(db_path + ": checksum after applying TXID " +
-                           ltx::FormatTXID(h.max_txid) + " is " +
-                           ltx::FormatChecksum(checksums.value()) + ", expected " +
-                           ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
-                           " (the replica database was changed outside litefs)");
+    verified = checksums.Load(db->get(), h.page_size, h.commit);
+    if (verified.ok() && checksums.value() != ltx.trailer.post_apply_checksum) {
+      verified = Status::Error(db_path + ": checksum after applying TXID " +
+                               ltx::FormatTXID(h.max_txid) + " would be " +
+                               ltx::FormatChecksum(checksums.value()) + ", expected " +
+                               ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
+                               " (the replica database was changed outside litefs)");
     }
   }
+  if (!verified.ok()) {
+    lock.reset();
+    Status undone = RollBackHotJournal(db_path);  // back to the state before the apply
+    return undone.ok() ? verified : verified.Context(undone.message());
+  }
+  LITEFS_RETURN_IF_ERROR(journal->Remove());  // the commit point
   return Status();
 }
 

@@ -38,10 +38,11 @@ struct VerifiedLtx {
 Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path);
 
 // Applies the verified file at `ltx_path` to the database at `db_path` and
-// brings `checksums` up to date. Fails if the result does not have the
-// file's post-apply checksum (the replica had diverged). On failure the
-// database is either untouched or left with a hot journal; `checksums`
-// must be reloaded.
+// brings `checksums` up to date. Fails if the result would not have the
+// file's post-apply checksum (the replica had diverged); that is checked
+// before the commit point and the apply is rolled back. On failure the
+// database is either untouched or left with a hot journal (the next reader
+// rolls it back); `checksums` must be reloaded.
 Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
                         const VerifiedLtx& ltx, PageChecksums& checksums,
                         const ApplyOptions& options);

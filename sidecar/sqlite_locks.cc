@@ -96,13 +96,14 @@ Result<SharedLock> SharedLock::Acquire(int fd, std::chrono::milliseconds timeout
   auto deadline = Clock::now() + timeout;
   for (;;) {
     // Probe PENDING so that a writer on its way to EXCLUSIVE is not starved.
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() < 0) left = std::chrono::milliseconds(0);
-    LITEFS_RETURN_IF_ERROR(LockWithin(fd, F_RDLCK, kPendingByte, 1, left, "a read lock on " + what));
-    Result<bool> got = TryLock(fd, F_RDLCK, kSharedFirst, kSharedSize);
-    Unlock(fd, kPendingByte, 1);
-    if (!got.ok()) return got.status();
-    if (*got) return SharedLock(fd);
+    Result<bool> pending = TryLock(fd, F_RDLCK, kPendingByte, 1);
+    if (!pending.ok()) return pending.status();
+    if (*pending) {
+      Result<bool> got = TryLock(fd, F_RDLCK, kSharedFirst, kSharedSize);
+      Unlock(fd, kPendingByte, 1);
+      if (!got.ok()) return got.status();
+      if (*got) return SharedLock(fd);
+    }
     if (Clock::now() >= deadline) {
       return Status::Error("timed out after " + std::to_string(timeout.count()) +
                            " ms waiting for a read lock on " + what);

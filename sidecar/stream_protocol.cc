@@ -181,7 +181,7 @@ Result<size_t> FrameDecoder::Feed(std::span<const uint8_t> in,
           e.kind = type_ == FrameType::kDropDb ? Event::Kind::kDropDb
                    : type_ == FrameType::kHandoff ? Event::Kind::kHandoff
                                                   : Event::Kind::kHwm;
-          e.txid = txid_;
+          if (type_ == FrameType::kHwm) e.txid = txid_;
           state_ = State::kType;
         }
         if (!emit(e)) return used;
