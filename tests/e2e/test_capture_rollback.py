@@ -1,0 +1,156 @@
+"""Capture of every way SQLite commits in rollback-journal modes: each journal
+mode and synchronous level, operations that rewrite or shrink the file,
+exclusive locking, mmap, temp databases, and several processes and threads
+writing one database."""
+
+import subprocess
+
+import pytest
+
+from litefs_cluster import PYTHON, db_checksum
+
+
+def assert_converged(cluster, db):
+    """Waits for the replica, checks both files against the position; returns the TXID."""
+    pos = cluster.wait_replicated(db)
+    p, r = cluster.primary, cluster.replica
+    checksum = int(pos.split("/")[1], 16)
+    assert db_checksum(p.path(db)) == checksum, "primary file does not match its position"
+    assert r.path(db).read_bytes() == p.path(db).read_bytes()
+    ok = subprocess.run(["sqlite3", str(r.path(db)), "PRAGMA integrity_check"],
+                        capture_output=True, text=True)
+    assert ok.stdout.strip() == "ok"
+    return int(pos.split("/")[0], 16)
+
+
+def replica_query(cluster, db, sql):
+    return subprocess.run(["sqlite3", str(cluster.replica.path(db)), sql],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("mode", ["DELETE", "TRUNCATE", "PERSIST"])
+@pytest.mark.parametrize("sync", ["OFF", "NORMAL", "FULL", "EXTRA"])
+def test_journal_modes_and_sync_levels(cluster, mode, sync):
+    p = cluster.primary
+    p.sqlite("app.db", f"PRAGMA journal_mode={mode}; PRAGMA synchronous={sync};"
+                       "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
+                       "BEGIN; INSERT INTO t VALUES (2); ROLLBACK;"
+                       "INSERT INTO t VALUES (3); UPDATE t SET x = x * 10;")
+    # CREATE, INSERT 1, INSERT 3, UPDATE: the rolled-back INSERT has no TXID.
+    assert assert_converged(cluster, "app.db") == 4
+    assert replica_query(cluster, "app.db", "SELECT group_concat(x) FROM t") == "10,30"
+
+
+def test_vacuum_shrinks_the_replica(cluster):
+    p = cluster.primary
+    p.sqlite("app.db", "CREATE TABLE t(x); "
+                       "INSERT INTO t SELECT randomblob(2000) FROM generate_series(1, 500);")
+    assert_converged(cluster, "app.db")
+    big = p.path("app.db").stat().st_size
+    p.sqlite("app.db", "DELETE FROM t WHERE rowid > 10; VACUUM;")
+    assert_converged(cluster, "app.db")
+    assert cluster.replica.path("app.db").stat().st_size < big // 10
+
+
+def test_page_size_change_with_vacuum(cluster):
+    p = cluster.primary
+    p.sqlite("app.db", "CREATE TABLE t(x); "
+                       "INSERT INTO t SELECT hex(randomblob(100)) FROM generate_series(1, 300);")
+    assert_converged(cluster, "app.db")
+    p.sqlite("app.db", "PRAGMA page_size=1024; VACUUM;")
+    assert_converged(cluster, "app.db")
+    assert replica_query(cluster, "app.db", "PRAGMA page_size") == "1024"
+    p.sqlite("app.db", "INSERT INTO t VALUES ('after');")
+    assert_converged(cluster, "app.db")
+    assert replica_query(cluster, "app.db", "SELECT count(*) FROM t") == "301"
+
+
+@pytest.mark.parametrize("vacuum", ["FULL", "INCREMENTAL"])
+def test_auto_vacuum_truncation(cluster, vacuum):
+    p = cluster.primary
+    p.sqlite("app.db", f"PRAGMA auto_vacuum={vacuum}; CREATE TABLE t(x); "
+                       "INSERT INTO t SELECT randomblob(3000) FROM generate_series(1, 200);")
+    assert_converged(cluster, "app.db")
+    before = p.path("app.db").stat().st_size
+    p.sqlite("app.db", "DELETE FROM t WHERE rowid > 20;")
+    if vacuum == "INCREMENTAL":
+        p.sqlite("app.db", "PRAGMA incremental_vacuum;")
+    assert_converged(cluster, "app.db")
+    assert p.path("app.db").stat().st_size < before // 2
+    assert cluster.replica.path("app.db").stat().st_size == p.path("app.db").stat().st_size
+
+
+def test_exclusive_locking_mode(cluster):
+    p = cluster.primary
+    p.python(f"""
+import sqlite3
+db = sqlite3.connect({str(p.path('app.db'))!r}, isolation_level=None)
+db.execute("PRAGMA locking_mode=EXCLUSIVE")
+db.execute("CREATE TABLE t(x)")
+for i in range(20):
+    db.execute("BEGIN"); db.execute("INSERT INTO t VALUES (?)", (i,)); db.execute("COMMIT")
+db.execute("BEGIN"); db.execute("INSERT INTO t VALUES (-1)"); db.execute("ROLLBACK")
+db.execute("INSERT INTO t VALUES (99)")
+""")
+    assert assert_converged(cluster, "app.db") == 22
+    assert replica_query(cluster, "app.db", "SELECT count(*), sum(x) FROM t") == "21|289"
+
+
+def test_mmap_reads_and_writes(cluster):
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA mmap_size=268435456; CREATE TABLE t(x); "
+                       "INSERT INTO t SELECT hex(randomblob(500)) FROM generate_series(1, 2000);"
+                       "UPDATE t SET x = 'y' WHERE rowid % 7 = 0;")
+    assert_converged(cluster, "app.db")
+    assert replica_query(cluster, "app.db", "SELECT count(*) FROM t WHERE x = 'y'") == "285"
+
+
+def test_temp_databases_are_untouched(cluster):
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA temp_store=FILE; CREATE TABLE t(x); "
+                       "CREATE TEMP TABLE scratch(y); "
+                       "INSERT INTO scratch SELECT randomblob(1000) FROM generate_series(1, 3000);"
+                       "INSERT INTO t SELECT count(*) FROM scratch;")
+    assert assert_converged(cluster, "app.db") == 2
+    assert replica_query(cluster, "app.db", "SELECT x FROM t") == "3000"
+    assert replica_query(cluster, "app.db", "SELECT count(*) FROM sqlite_master") == "1"
+
+
+def test_attached_managed_databases(cluster):
+    p = cluster.primary
+    p.sqlite("a.db", "CREATE TABLE t(x);")
+    p.sqlite("b.db", "CREATE TABLE u(y);")
+    p.sqlite("a.db", f"ATTACH '{p.path('b.db')}' AS b; "
+                     "BEGIN; INSERT INTO t VALUES (1); INSERT INTO b.u VALUES (2); COMMIT;")
+    assert assert_converged(cluster, "a.db") == 2
+    assert assert_converged(cluster, "b.db") == 2
+    assert replica_query(cluster, "b.db", "SELECT y FROM u") == "2"
+
+
+def test_processes_and_threads_writing_one_database(cluster):
+    """Four processes with four threads each: every commit gets its own TXID,
+    in order, and none is lost."""
+    p = cluster.primary
+    p.sqlite("app.db", "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INT);")
+    writer = f"""
+import sqlite3, sys, threading
+def work(tag):
+    db = sqlite3.connect({str(p.path('app.db'))!r}, timeout=30, isolation_level=None)
+    for n in range(25):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t(who, n) VALUES (?, ?)", (tag, n))
+        db.execute("COMMIT")
+threads = [threading.Thread(target=work, args=(sys.argv[1] + str(i),)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+    procs = [subprocess.Popen([PYTHON, "-c", writer, f"p{i}-"], env=p.env(),
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert assert_converged(cluster, "app.db") == 1 + 4 * 4 * 25
+    assert replica_query(cluster, "app.db", "SELECT count(*), count(DISTINCT who) FROM t") == "400|16"
+    # One LTX file per commit, each continuing the previous checksum.
+    ltx_dir = p.dir / ".litefs" / "dbs" / "app.db" / "ltx"
+    assert len(list(ltx_dir.glob("*.ltx"))) == 401
