@@ -7,6 +7,7 @@
 // error, 2 on a usage or configuration error (as LiteFS).
 #include <uv.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -107,6 +108,9 @@ int Run(const std::vector<std::string>& args) {
                                         {"data_dir", config->data_dir}});
   for (const std::string& w : config->warnings) litefs::log::Warn(w);
 
+  // A peer that vanished (an app killed mid-commit, a replica gone) must
+  // turn into a write error on that connection, not kill the daemon.
+  signal(SIGPIPE, SIG_IGN);
   litefs::http::GlobalInit();
   App app;
   app.loop = uv_default_loop();
