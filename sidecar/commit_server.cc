@@ -180,8 +180,7 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
         return;
       }
       conn->waiting = true;
-      db->Commit(std::move(msg.ranges), msg.flags & wire::kCommitSynced,
-                 [this, conn](Result<ltx::Pos> pos) {
+      db->Commit(std::move(msg), [this, conn](Result<ltx::Pos> pos) {
                    if (!Resume(conn)) return;
                    wire::Message reply;
                    if (pos.ok()) {

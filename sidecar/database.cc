@@ -132,21 +132,31 @@ Status Database::RecoverJob() {
   // A crashed writer's hot journal is undone first, by SQLite itself.
   if (fs::Exists(db_path_ + "-journal")) LITEFS_RETURN_IF_ERROR(RollBackHotJournal(db_path_));
 
-  Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
-  std::optional<sqlite::SharedLock> lock;
-  if (fd.ok()) {
-    Result<sqlite::SharedLock> got = sqlite::SharedLock::Acquire(fd->get(), kReadLockTimeout, db_path_);
+  // Hold the database still while reading it: SHARED stops rollback-mode
+  // writers and a closing connection's checkpoint; the WAL freeze stops
+  // checkpoints and WAL restarts. New writers wait for this recovery anyway.
+  Result<fs::UniqueFd> lock_fd = fs::Open(db_path_, O_RDONLY);
+  std::optional<sqlite::SharedLock> shared;  // released before lock_fd closes
+  if (lock_fd.ok()) {
+    Result<sqlite::SharedLock> got =
+        sqlite::SharedLock::Acquire(lock_fd->get(), kReadLockTimeout, db_path_);
     if (!got.ok()) return got.status();
-    lock.emplace(std::move(got).value());
-    Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
-    if (!shape.ok()) return shape.status();
-    LITEFS_RETURN_IF_ERROR(checksums_.Load(fd->get(), shape->page_size, shape->page_count));
-    last_change_counter_ = shape->change_counter;
-  } else {
-    checksums_.Reset(0);  // no file: an empty database
-    last_change_counter_ = 0;
+    shared.emplace(std::move(got).value());
   }
+  std::optional<sqlite::WalFreeze> freeze;
+  {
+    Result<sqlite::WalFreeze> got = sqlite::WalFreeze::Acquire(db_path_, kReadLockTimeout);
+    if (!got.ok()) return got.status();
+    freeze.emplace(std::move(got).value());
+  }
+
+  Result<DbView> view = DbView::Open(db_path_);
+  if (!view.ok()) return view.status();
+  LITEFS_RETURN_IF_ERROR(checksums_.LoadFrom(*view));
   const uint64_t actual = checksums_.value();
+  const wal::Committed& w = view->wal();
+  wal_tail_ = {true, w.header.salt1, w.header.salt2, w.last_frame};
+  last_change_counter_ = w.last_frame == 0 ? view->file_shape().change_counter : 0;
 
   if (!latest) {
     // No history: LiteFS's rule is position zero whatever the file holds;
@@ -154,18 +164,44 @@ Status Database::RecoverJob() {
     SetPos({});
     return Status();
   }
+  const ltx::Header& h = latest->first;
   if (actual == logged.checksum) {
     SetPos(logged);
-    return WritePosFile(logged, latest->first.timestamp_ms);
+    return WritePosFile(logged, h.timestamp_ms);
   }
-  const ltx::Header& h = latest->first;
+  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/true};
+
+  // WAL frames committed after the last captured transaction (the writer
+  // died before handing them over): record exactly those.
+  if (h.wal_size > 0 && w.last_frame > 0 && h.wal_salt1 == w.header.salt1 &&
+      h.wal_salt2 == w.header.salt2) {
+    const uint64_t frame_size = wal::kFrameHeaderSize + w.header.page_size;
+    const uint32_t captured = uint32_t((uint64_t(h.wal_offset) - wal::kHeaderSize +
+                                        uint64_t(h.wal_size)) / frame_size);
+    if (w.last_frame > captured) {
+      Result<DbView> before = DbView::Open(db_path_, captured);
+      PageChecksums at_captured;
+      if (before.ok() && at_captured.LoadFrom(*before).ok() && at_captured.value() == logged.checksum) {
+        log::Warn("WAL frames were committed without an LTX; recording them",
+                  {{"db", name_}, {"frames", std::to_string(captured + 1) + ".." +
+                                                 std::to_string(w.last_frame)}});
+        wire::WalFrames frames{w.header.salt1, w.header.salt2, captured + 1, w.last_frame,
+                               w.header.page_size, w.db_pages};
+        checksums_ = at_captured;
+        Result<ltx::Pos> pos = CaptureWal(frames, logged, opts);
+        if (!pos.ok()) return pos.status();
+        SetPos(*pos);
+        return WritePosFile(*pos, opts.timestamp_ms);
+      }
+    }
+  }
   if (h.IsSnapshot() || h.pre_apply_checksum == actual) {
     // The last file was recorded but the database does not show it (an
     // apply interrupted, or a journal that came back after a power loss):
     // apply it again; pages are absolute, so this is idempotent.
     log::Warn("re-applying the last LTX file", {{"db", name_}, {"txid", ltx::FormatTXID(h.max_txid)}});
-    lock.reset();
-    fd->Reset();
+    freeze.reset();
+    shared.reset();
     std::string path = log_.PathFor({h.min_txid, h.max_txid});
     Result<VerifiedLtx> ltx = ReadAndVerifyLtx(path);
     if (!ltx.ok()) return ltx.status();
@@ -173,18 +209,15 @@ Status Database::RecoverJob() {
     SetPos(logged);
     return WritePosFile(logged, h.timestamp_ms);
   }
-  // The database changed without a capture (the writer died between its
-  // commit point and the hand-over): record its current state as the next
-  // transaction so nothing committed is lost and replicas follow.
-  if (!fd.ok()) {
+  // The database changed without a capture: record its current state as
+  // the next transaction so nothing committed is lost and replicas follow.
+  if (!view->exists()) {
     log::Warn("database file is missing; recording it as deleted", {{"db", name_}});
   } else {
     log::Warn("database changed without an LTX; recording its pages as the next transaction",
               {{"db", name_}, {"txid", ltx::FormatTXID(logged.txid + 1)}});
   }
-  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/true};
-  Result<ltx::Pos> pos = WriteCommitLtx(fd.ok() ? fd->get() : -1, db_path_, {},
-                                        /*all_pages=*/true, logged, checksums_, log_, opts);
+  Result<ltx::Pos> pos = WriteCommitLtx(*view, nullptr, logged, checksums_, log_, opts);
   if (!pos.ok()) return pos.status();
   SetPos(*pos);
   return WritePosFile(*pos, opts.timestamp_ms);
@@ -192,23 +225,39 @@ Status Database::RecoverJob() {
 
 // ---- primary: capture -------------------------------------------------------
 
-void Database::Commit(std::vector<wire::ByteRange> ranges, bool synced,
-                      std::function<void(Result<ltx::Pos>)> done) {
+void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done) {
   auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
-  strand_.Post(
-      [this, result, ranges = std::move(ranges), synced] { *result = CommitJob(ranges, synced); },
-      [this, result, done = std::move(done)] {
-        if (result->ok()) {
-          Finished(Status(), true);
-        } else {
-          log::Error("capture failed; recovering", {{"db", name_}, {"error", result->message()}});
-          Recover();  // rebuilds the table and records the commit from the file
-        }
-        done(*result);
-      });
+  strand_.Post([this, result, commit = std::move(commit)] { *result = CommitJob(commit); },
+               [this, result, done = std::move(done)] {
+                 if (result->ok()) {
+                   Finished(Status(), true);
+                 } else {
+                   log::Error("capture failed; recovering",
+                              {{"db", name_}, {"error", result->message()}});
+                   Recover();  // rebuilds the table and records the commit from the files
+                 }
+                 done(*result);
+               });
 }
 
-Result<ltx::Pos> Database::CommitJob(const std::vector<wire::ByteRange>& ranges, bool synced) {
+Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
+  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(),
+                       bool(commit.flags & wire::kCommitSynced)};
+  ltx::Pos prev = pos();
+  Result<ltx::Pos> next = (commit.flags & wire::kCommitWal) ? CaptureWal(commit.wal, prev, opts)
+                                                            : CaptureRollback(commit.ranges, prev, opts);
+  if (!next.ok()) {
+    last_change_counter_ = 0;
+    wal_tail_.known = false;
+    return next;
+  }
+  SetPos(*next);
+  LITEFS_RETURN_IF_ERROR(WritePosFile(*next, opts.timestamp_ms));
+  return next;
+}
+
+Result<ltx::Pos> Database::CaptureRollback(const std::vector<wire::ByteRange>& ranges,
+                                           ltx::Pos prev, const LtxWriteOptions& opts) {
   Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
   if (!fd.ok()) return fd.status();
   Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
@@ -222,17 +271,51 @@ Result<ltx::Pos> Database::CommitJob(const std::vector<wire::ByteRange>& ranges,
                {"expected", std::to_string(last_change_counter_ + 1)}});
     all_pages = true;
   }
-  ltx::Pos prev = pos();
-  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), synced};
+  DbFileSource source(fd->get(), *shape);
+  std::vector<uint32_t> pages = PagesTouched(ranges, shape->page_size, shape->page_count);
   Result<ltx::Pos> next =
-      WriteCommitLtx(fd->get(), db_path_, ranges, all_pages, prev, checksums_, log_, opts);
-  if (!next.ok()) {
-    last_change_counter_ = 0;
-    return next;
+      WriteCommitLtx(source, all_pages ? nullptr : &pages, prev, checksums_, log_, opts);
+  if (next.ok()) {
+    last_change_counter_ = shape->change_counter;
+    wal_tail_ = {true, 0, 0, 0};  // a rollback-mode commit leaves no WAL frames behind
   }
-  last_change_counter_ = shape->change_counter;
-  SetPos(*next);
-  LITEFS_RETURN_IF_ERROR(WritePosFile(*next, opts.timestamp_ms));
+  return next;
+}
+
+Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
+                                      LtxWriteOptions opts) {
+  const uint64_t frame_size = wal::kFrameHeaderSize + f.page_size;
+  opts.wal_offset = int64_t(wal::FrameOffset(f.first_frame, f.page_size));
+  opts.wal_size = int64_t(uint64_t(f.last_frame - f.first_frame + 1) * frame_size);
+  opts.wal_salt1 = f.salt1;
+  opts.wal_salt2 = f.salt2;
+  const bool same_wal = f.salt1 == wal_tail_.salt1 && f.salt2 == wal_tail_.salt2;
+  const bool continuous = wal_tail_.known &&
+                          ((same_wal && f.first_frame == wal_tail_.frame + 1) ||
+                           (f.first_frame == 1 && (!same_wal || wal_tail_.frame == 0)));
+  Result<ltx::Pos> next = Status::Error("not written");
+  if (continuous || prev.txid == 0) {
+    Result<WalTransaction> tx = WalTransaction::Read(db_path_ + "-wal", f);
+    if (!tx.ok()) return tx.status();
+    next = WriteCommitLtx(*tx, &tx->pages(), prev, checksums_, log_, opts);
+    if (!next.ok() && prev.txid == 0) return next;
+  }
+  if (!continuous && prev.txid != 0) {
+    // Frames before this transaction were committed without the capture:
+    // record the whole database as of this transaction's commit frame.
+    log::Warn("WAL frames were committed outside litefs; recording every page",
+              {{"db", name_}, {"first_frame", std::to_string(f.first_frame)}});
+    Result<DbView> view = DbView::Open(db_path_, f.last_frame);
+    if (!view.ok()) return view.status();
+    if (view->wal().last_frame != f.last_frame || view->wal().header.salt1 != f.salt1) {
+      return Status::Error(db_path_ + "-wal does not hold the announced transaction");
+    }
+    next = WriteCommitLtx(*view, nullptr, prev, checksums_, log_, opts);
+  }
+  if (next.ok()) {
+    wal_tail_ = {true, f.salt1, f.salt2, f.last_frame};
+    last_change_counter_ = 0;  // WAL commits do not move it
+  }
   return next;
 }
 
@@ -286,29 +369,28 @@ Status Database::ApplyJob(const std::string& tmp_path) {
 void Database::MakeSnapshot(std::string path, std::function<void(Result<SnapshotFile>)> done) {
   auto result = std::make_shared<Result<SnapshotFile>>(Status::Error("not run"));
   snapshot_strand_.Post(
-      [this, result, path = std::move(path)] {
-        Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
-        if (!fd.ok()) {
-          *result = fd.status();
-          return;
-        }
-        // While we hold SHARED no commit can happen, so the position read
-        // under it describes exactly the file we read.
-        Result<sqlite::SharedLock> lock =
-            sqlite::SharedLock::Acquire(fd->get(), kReadLockTimeout, db_path_);
-        if (!lock.ok()) {
-          *result = lock.status();
-          return;
-        }
-        Result<bool> hot = sqlite::HasHotJournal(db_path_, fd->get());
-        if (!hot.ok() || *hot) {
-          *result = Status::Error(db_path_ + " has a hot journal; snapshot postponed");
-          return;
-        }
-        LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/false};
-        *result = WriteSnapshotLtx(fd->get(), db_path_, pos(), path, opts);
-      },
+      [this, result, path = std::move(path)] { *result = SnapshotJob(path); },
       [result, done = std::move(done)] { done(std::move(*result)); });
+}
+
+Result<SnapshotFile> Database::SnapshotJob(const std::string& path) {
+  Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
+  if (!fd.ok()) return fd.status();
+  // SHARED keeps rollback-mode writers out, so the position read under it
+  // describes exactly the file; in WAL mode the freeze keeps the frames in
+  // place and the checksum check below proves the view is at the position.
+  Result<sqlite::SharedLock> lock = sqlite::SharedLock::Acquire(fd->get(), kReadLockTimeout, db_path_);
+  if (!lock.ok()) return lock.status();
+  Result<bool> hot = sqlite::HasHotJournal(db_path_, fd->get());
+  if (!hot.ok()) return hot.status();
+  if (*hot) return Status::Error(db_path_ + " has a hot journal; snapshot postponed");
+  Result<sqlite::WalFreeze> freeze = sqlite::WalFreeze::Acquire(db_path_, kReadLockTimeout);
+  if (!freeze.ok()) return freeze.status();
+  ltx::Pos at = pos();
+  Result<DbView> view = DbView::Open(db_path_);
+  if (!view.ok()) return view.status();
+  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/false};
+  return WriteSnapshotLtx(*view, at, path, opts);
 }
 
 }  // namespace litefs

@@ -67,10 +67,10 @@ class Database {
   // (startup, and after a writer vanished or a capture failed).
   void Recover(std::function<void(Status)> done = nullptr);
 
-  // Primary: records the transaction the app just committed (it holds the
-  // EXCLUSIVE lock until `done` runs).
-  void Commit(std::vector<wire::ByteRange> ranges, bool synced,
-              std::function<void(Result<ltx::Pos>)> done);
+  // Primary: records the transaction the app just committed (a Commit
+  // message: byte ranges of the database file, or WAL frames). The app
+  // holds its write lock until `done` runs.
+  void Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done);
 
   // Replica: verifies the received LTX file at `tmp_path`, checks that it
   // continues this database's history (or is a snapshot), installs it in
@@ -85,8 +85,12 @@ class Database {
 
   // Strand jobs.
   Status RecoverJob();
-  Result<ltx::Pos> CommitJob(const std::vector<wire::ByteRange>& ranges, bool synced);
+  Result<ltx::Pos> CommitJob(const wire::Message& commit);
+  Result<ltx::Pos> CaptureWal(const wire::WalFrames& frames, ltx::Pos prev, LtxWriteOptions opts);
+  Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
+                                   const LtxWriteOptions& opts);
   Status ApplyJob(const std::string& tmp_path);
+  Result<SnapshotFile> SnapshotJob(const std::string& path);
   Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);
   void SetPos(ltx::Pos pos);
   void Finished(const Status& st, bool changed);
@@ -103,6 +107,13 @@ class Database {
   // strand-owned. A rollback-mode commit bumps it by exactly one, so any
   // other value at the next capture means some commit bypassed the capture.
   uint32_t last_change_counter_ = 0;
+  // The WAL frame the last capture ended at (strand-owned). The next WAL
+  // transaction must start right after it, or at frame 1 of a restarted WAL;
+  // anything else means frames were committed without the capture.
+  struct WalTail {
+    bool known = false;
+    uint32_t salt1 = 0, salt2 = 0, frame = 0;
+  } wal_tail_;
 
   mutable std::mutex mu_;
   ltx::Pos pos_;  // guarded by mu_

@@ -9,7 +9,6 @@
 
 #include "ltx/checksum.h"
 #include "ltx/encoder.h"
-#include "sidecar/db_pages.h"
 #include "sidecar/fsutil.h"
 
 namespace litefs {
@@ -66,16 +65,29 @@ ltx::Header MakeHeader(const LtxWriteOptions& o, uint32_t page_size, uint32_t co
   h.max_txid = max_txid;
   h.timestamp_ms = o.timestamp_ms;
   h.pre_apply_checksum = pre_apply;
+  h.wal_offset = o.wal_offset;
+  h.wal_size = o.wal_size;
+  h.wal_salt1 = o.wal_salt1;
+  h.wal_salt2 = o.wal_salt2;
   h.node_id = o.node_id;
   return h;
 }
 
-// Page numbers (in `page_size` pages, <= commit, not the lock page) touched
-// by the byte ranges, plus any page of the grown database the table has
-// never seen, sorted and unique.
-std::vector<uint32_t> PagesToCapture(const std::vector<wire::ByteRange>& ranges,
-                                     uint32_t page_size, uint32_t commit,
-                                     uint32_t known_pages) {
+// Every page of the source but the lock page.
+std::vector<uint32_t> AllPages(uint32_t page_size, uint32_t count) {
+  std::vector<uint32_t> out;
+  out.reserve(count);
+  const uint32_t lock_pgno = ltx::LockPgno(page_size);
+  for (uint32_t p = 1; p <= count; p++) {
+    if (p != lock_pgno) out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<uint32_t> PagesTouched(const std::vector<wire::ByteRange>& ranges, uint32_t page_size,
+                                   uint32_t commit) {
   const uint32_t lock_pgno = ltx::LockPgno(page_size);
   std::vector<uint32_t> pages;
   for (const wire::ByteRange& r : ranges) {
@@ -86,88 +98,75 @@ std::vector<uint32_t> PagesToCapture(const std::vector<wire::ByteRange>& ranges,
       if (p != lock_pgno) pages.push_back(uint32_t(p));
     }
   }
-  for (uint32_t p = known_pages + 1; p <= commit; p++) {
-    if (p != lock_pgno) pages.push_back(p);
-  }
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   return pages;
 }
 
-}  // namespace
-
-Result<ltx::Pos> WriteCommitLtx(int db_fd, const std::string& db_path,
-                                const std::vector<wire::ByteRange>& ranges, bool all_pages,
+Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>* pages,
                                 ltx::Pos prev, PageChecksums& checksums, LtxLog& log,
                                 const LtxWriteOptions& options) {
-  Result<DbShape> shape = db_fd >= 0 ? ReadDbShape(db_fd, db_path) : Result<DbShape>(DbShape{});
-  if (!shape.ok()) return shape.status();
-  const uint32_t page_size = shape->page_size ? shape->page_size : checksums.page_size();
-  const uint32_t commit = shape->page_count;
+  const uint32_t commit = source.page_count();
+  const uint32_t page_size = commit > 0 ? source.page_size()
+                             : checksums.page_size() ? checksums.page_size() : 4096;
   const uint64_t txid = prev.txid + 1;
   const bool snapshot = txid == 1;
-  // Without history (or after a page-size change) only every page will do.
-  const bool full = all_pages || snapshot || page_size != checksums.page_size();
-  if (full) checksums.Reset(page_size);
-  if (commit > 0 && page_size == 0) return Status::Error(db_path + ": no page size");
+  std::vector<uint32_t> chosen;
+  if (!pages || snapshot || page_size != checksums.page_size()) {
+    // Without history (or after a page-size change) only every page will do.
+    checksums.Reset(page_size);
+    chosen = AllPages(page_size, commit);
+  } else {
+    // Pages of a grown database the table has never seen count too.
+    chosen = *pages;
+    const uint32_t lock_pgno = ltx::LockPgno(page_size);
+    for (uint32_t p = checksums.page_count() + 1; p <= commit; p++) {
+      if (p != lock_pgno) chosen.push_back(p);
+    }
+    std::sort(chosen.begin(), chosen.end());
+    chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+  }
 
-  ltx::Header header =
-      MakeHeader(options, page_size ? page_size : 4096, commit, txid, txid,
-                 snapshot ? 0 : prev.checksum);
+  ltx::Header header = MakeHeader(options, page_size, commit, txid, txid,
+                                  snapshot ? 0 : prev.checksum);
   std::string tmp = log.NewTempPath();
   Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(tmp, header);
-  if (!file.ok()) return file.status().Context("write LTX for " + db_path);
+  if (!file.ok()) return file.status();
   ltx::Encoder& enc = (*file)->encoder();
-
-  uint32_t known = checksums.page_count();
   checksums.Truncate(commit);
-  auto add_page = [&](uint32_t pgno, std::span<const uint8_t> page) -> Status {
+  std::vector<uint8_t> page(page_size);
+  for (uint32_t pgno : chosen) {
+    LITEFS_RETURN_IF_ERROR(source.ReadPage(pgno, page));
     checksums.Set(pgno, ltx::PageChecksum(pgno, page));
-    return enc.EncodePage(pgno, page);
-  };
-  if (full) {
-    if (commit > 0) LITEFS_RETURN_IF_ERROR(ForEachPage(db_fd, page_size, commit, add_page));
-  } else {
-    std::vector<uint8_t> page(page_size);
-    for (uint32_t pgno : PagesToCapture(ranges, page_size, commit, known)) {
-      Result<size_t> n = fs::PreadFull(db_fd, page.data(), page_size,
-                                       uint64_t(pgno - 1) * page_size);
-      if (!n.ok()) return n.status();
-      if (*n != page_size) {
-        return Status::Error(db_path + ": page " + std::to_string(pgno) +
-                             " is past the end of the file");
-      }
-      LITEFS_RETURN_IF_ERROR(add_page(pgno, page));
-    }
+    LITEFS_RETURN_IF_ERROR(enc.EncodePage(pgno, page));
   }
   uint64_t post = checksums.value();
   Result<ltx::Trailer> trailer = (*file)->Finish(post, options.sync);
-  if (!trailer.ok()) return trailer.status().Context("write LTX for " + db_path);
+  if (!trailer.ok()) return trailer.status();
   LITEFS_RETURN_IF_ERROR(log.Install(tmp, {txid, txid}, options.sync));
   (*file)->Keep();
   return ltx::Pos{txid, post};
 }
 
-Result<SnapshotFile> WriteSnapshotLtx(int db_fd, const std::string& db_path, ltx::Pos pos,
-                                      const std::string& path, const LtxWriteOptions& options) {
-  Result<DbShape> shape = ReadDbShape(db_fd, db_path);
-  if (!shape.ok()) return shape.status();
-  ltx::Header header = MakeHeader(options, shape->page_size ? shape->page_size : 4096,
-                                  shape->page_count, 1, pos.txid, 0);
+Result<SnapshotFile> WriteSnapshotLtx(PageSource& source, ltx::Pos pos, const std::string& path,
+                                      const LtxWriteOptions& options) {
+  const uint32_t count = source.page_count();
+  const uint32_t page_size = count > 0 ? source.page_size() : 4096;
+  ltx::Header header = MakeHeader(options, page_size, count, 1, pos.txid, 0);
   Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(path, header);
-  if (!file.ok()) return file.status().Context("write snapshot of " + db_path);
+  if (!file.ok()) return file.status();
   ltx::RollingChecksum sum;
   ltx::Encoder& enc = (*file)->encoder();
-  if (shape->page_count > 0) LITEFS_RETURN_IF_ERROR(ForEachPage(
-      db_fd, shape->page_size, shape->page_count,
-      [&](uint32_t pgno, std::span<const uint8_t> page) {
-        sum.Toggle(ltx::PageChecksum(pgno, page));
-        return enc.EncodePage(pgno, page);
-      }));
+  std::vector<uint8_t> page(page_size);
+  for (uint32_t pgno : AllPages(page_size, count)) {
+    LITEFS_RETURN_IF_ERROR(source.ReadPage(pgno, page));
+    sum.Toggle(ltx::PageChecksum(pgno, page));
+    LITEFS_RETURN_IF_ERROR(enc.EncodePage(pgno, page));
+  }
   if (sum.value() != pos.checksum) {
-    return Status::Error("snapshot of " + db_path + ": database checksum " +
-                         ltx::FormatChecksum(sum.value()) + " does not match position " +
-                         ltx::FormatPos(pos) + " (was it changed outside litefs?)");
+    return Status::Error("snapshot: database checksum " + ltx::FormatChecksum(sum.value()) +
+                         " does not match position " + ltx::FormatPos(pos) +
+                         " (was it changed outside litefs?)");
   }
   Result<ltx::Trailer> trailer = (*file)->Finish(pos.checksum, options.sync);
   if (!trailer.ok()) return trailer.status();

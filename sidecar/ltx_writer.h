@@ -14,6 +14,7 @@
 #include "ltx/header.h"
 #include "ltx/pos.h"
 #include "ltx/status.h"
+#include "sidecar/db_view.h"
 #include "sidecar/ltx_log.h"
 #include "sidecar/page_checksums.h"
 #include "vfs/commit_protocol.h"
@@ -25,15 +26,23 @@ struct LtxWriteOptions {
   uint64_t node_id = 0;
   int64_t timestamp_ms = 0;
   bool sync = true;  // fdatasync the file and its directory entry
+  // Where a WAL transaction's frames were (LiteFS records them; 0 otherwise).
+  int64_t wal_offset = 0, wal_size = 0;
+  uint32_t wal_salt1 = 0, wal_salt2 = 0;
 };
 
-// Writes TXID prev.txid+1 from the committed database `db_fd` (-1: the file
-// does not exist, which makes a deletion marker) and installs it in `log`. `ranges` are the bytes written by the transaction; with
-// `all_pages` (or when prev is the zero position, which makes the file a
-// snapshot) every page is included. Updates `checksums`; if this fails,
-// `checksums` no longer matches the file and must be reloaded.
-Result<ltx::Pos> WriteCommitLtx(int db_fd, const std::string& db_path,
-                                const std::vector<wire::ByteRange>& ranges, bool all_pages,
+// Pages (of `page_size`, <= `commit`, not the lock page) that byte ranges
+// written to a database file touch, sorted and unique.
+std::vector<uint32_t> PagesTouched(const std::vector<wire::ByteRange>& ranges, uint32_t page_size,
+                                   uint32_t commit);
+
+// Writes TXID prev.txid+1 holding `pages` of `source` (nullptr: every page)
+// and installs it in `log`. Every page is included anyway when prev is the
+// zero position (the file is then a snapshot) or the page size changed; and
+// pages of a grown database that the checksum table has never seen are
+// added. A source with no pages makes a deletion marker (commit 0). Updates
+// `checksums`; if this fails, `checksums` must be reloaded.
+Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>* pages,
                                 ltx::Pos prev, PageChecksums& checksums, LtxLog& log,
                                 const LtxWriteOptions& options);
 
@@ -43,10 +52,10 @@ struct SnapshotFile {
   ltx::Trailer trailer;
 };
 
-// Writes a snapshot of `db_fd` at position `pos` to `path`. The caller holds
-// a lock that keeps the database at `pos`; a checksum that does not match
-// `pos` is an error (the database changed outside litefs).
-Result<SnapshotFile> WriteSnapshotLtx(int db_fd, const std::string& db_path, ltx::Pos pos,
-                                      const std::string& path, const LtxWriteOptions& options);
+// Writes a snapshot of `source` at position `pos` to `path`. The caller
+// makes sure the source shows the database at `pos`; a checksum that does
+// not match `pos` is an error.
+Result<SnapshotFile> WriteSnapshotLtx(PageSource& source, ltx::Pos pos, const std::string& path,
+                                      const LtxWriteOptions& options);
 
 }  // namespace litefs

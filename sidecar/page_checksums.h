@@ -10,6 +10,7 @@
 
 #include "ltx/checksum.h"
 #include "ltx/status.h"
+#include "sidecar/db_view.h"
 
 namespace litefs {
 
@@ -20,6 +21,8 @@ class PageChecksums {
 
   // Reads pages 1..page_count of `fd` and rebuilds the table.
   Status Load(int fd, uint32_t page_size, uint32_t page_count);
+  // Rebuilds the table from every page of `source` (a database and its WAL).
+  Status LoadFrom(PageSource& source);
 
   // Sets page `pgno` (<= its new commit size) to `checksum`.
   void Set(uint32_t pgno, uint64_t checksum);

@@ -116,6 +116,27 @@ SharedLock::~SharedLock() {
   if (fd_ >= 0) Unlock(fd_, kSharedFirst, kSharedSize);
 }
 
+Result<WalFreeze> WalFreeze::Acquire(const std::string& db_path,
+                                     std::chrono::milliseconds timeout) {
+  std::string shm = db_path + "-shm";
+  int fd = open(shm.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return WalFreeze(-1);
+    return fs::ErrnoError("open", shm);
+  }
+  Status st = LockWithin(fd, F_WRLCK, kShmCheckpointByte, 1, timeout, "the checkpoint lock of " + shm);
+  if (st.ok()) {
+    st = LockWithin(fd, F_RDLCK, kShmReadByte0 + 1, 1, timeout, "a read slot of " + shm);
+    if (st.ok()) return WalFreeze(fd);
+  }
+  close(fd);  // OFD locks go with the last descriptor of the description
+  return st;
+}
+
+WalFreeze::~WalFreeze() {
+  if (fd_ >= 0) close(fd_);
+}
+
 Result<bool> HasHotJournal(const std::string& db_path, int db_fd) {
   std::string journal = db_path + "-journal";
   Result<fs::UniqueFd> fd = fs::Open(journal, O_RDONLY);

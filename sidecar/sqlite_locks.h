@@ -67,6 +67,30 @@ class SharedLock {
   int fd_;
 };
 
+// wal-index lock bytes of the `-shm` file (sqlite-internals §4.6).
+inline constexpr off_t kShmWriteByte = 120;
+inline constexpr off_t kShmCheckpointByte = 121;
+inline constexpr off_t kShmRecoverByte = 122;
+inline constexpr off_t kShmReadByte0 = 123;  // READ0; READn = kShmReadByte0 + n
+inline constexpr off_t kShmDmsByte = 128;
+
+// Freezes the WAL of a WAL-mode database for a reader outside SQLite: holds
+// CKPT exclusively (no checkpoint can backfill or truncate the WAL) and READ1
+// shared (no writer can restart the WAL over frames being read). Writers
+// may still append. Without a `-shm` file nothing is held (no connection
+// exists to change the WAL).
+class WalFreeze {
+ public:
+  static Result<WalFreeze> Acquire(const std::string& db_path, std::chrono::milliseconds timeout);
+  WalFreeze(WalFreeze&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  WalFreeze& operator=(WalFreeze&&) = delete;
+  ~WalFreeze();
+
+ private:
+  explicit WalFreeze(int fd) : fd_(fd) {}
+  int fd_;  // the -shm file, owned; -1 when there is none
+};
+
 // True if `<db>-journal` is hot: it exists, its first byte is non-zero, and
 // no process holds RESERVED on the database (sqlite-internals §2.6).
 Result<bool> HasHotJournal(const std::string& db_path, int db_fd);

@@ -84,6 +84,12 @@ void EncodeMessage(const Message& msg, std::string& out) {
         PutU64(out, r.offset);
         PutU64(out, r.length);
       }
+      if (msg.flags & kCommitWal) {
+        for (uint32_t v : {msg.wal.salt1, msg.wal.salt2, msg.wal.first_frame, msg.wal.last_frame,
+                           msg.wal.page_size, msg.wal.db_pages}) {
+          PutU32(out, v);
+        }
+      }
       break;
     case MsgType::kOk:
       PutU64(out, msg.txid);
@@ -114,10 +120,17 @@ Result<Message> DecodeMessage(std::span<const uint8_t> body) {
       break;
     case MsgType::kCommit: {
       uint32_t n = 0;
-      ok = c.String(msg.text) && c.U8(msg.flags) && c.U32(n) && c.remaining() == size_t(n) * 16;
+      ok = c.String(msg.text) && c.U8(msg.flags) && c.U32(n);
+      const size_t wal_bytes = (msg.flags & kCommitWal) ? 24 : 0;
+      ok = ok && c.remaining() == size_t(n) * 16 + wal_bytes;
       if (ok) {
         msg.ranges.resize(n);
         for (ByteRange& r : msg.ranges) ok = ok && c.U64(r.offset) && c.U64(r.length);
+      }
+      if (ok && wal_bytes) {
+        WalFrames& w = msg.wal;
+        ok = c.U32(w.salt1) && c.U32(w.salt2) && c.U32(w.first_frame) && c.U32(w.last_frame) &&
+             c.U32(w.page_size) && c.U32(w.db_pages);
       }
       break;
     }

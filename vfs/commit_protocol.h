@@ -12,11 +12,16 @@
 //       "this connection is about to write db": the sidecar answers ReadOnly
 //       (naming the primary) when this node is not the primary, Busy while
 //       the database is not ready for writes yet (recovering).
-//   Commit {db, u8 flags, u32 n, n × (u64 offset, u64 length)}
+//   Commit {db, u8 flags, u32 n, n × (u64 offset, u64 length)
+//           [, if flags & kCommitWal: u32 salt1, u32 salt2, u32 first_frame,
+//              u32 last_frame, u32 page_size, u32 db_pages]}
 //                                               -> Ok{txid, checksum} | Error
-//       sent while the app still holds the EXCLUSIVE lock, after SQLite's
-//       commit point: the byte ranges of the database file written since the
-//       last commit. The sidecar reads the committed pages from the file.
+//       Rollback journal modes: sent at SQLITE_FCNTL_COMMIT_PHASETWO while the
+//       app still holds EXCLUSIVE: the byte ranges of the database file
+//       written since the last commit; the sidecar reads the committed pages
+//       from the file. WAL mode: sent before the WAL write lock is released:
+//       the transaction's frames first..last of the WAL with those salts (the
+//       last one is its commit frame); the sidecar reads them from the WAL.
 //   Abort  {db}                                 -> (no reply)
 //       the write transaction ended without a commit (rollback).
 #pragma once
@@ -47,7 +52,17 @@ enum class MsgType : uint8_t {
 };
 
 // Commit flags.
-inline constexpr uint8_t kCommitSynced = 0x1;  // the app fsynced the database in this transaction
+inline constexpr uint8_t kCommitSynced = 0x1;  // the app fsynced the database (or WAL) in this transaction
+inline constexpr uint8_t kCommitWal = 0x2;     // a WAL transaction: the wal fields are set
+
+// Where a WAL transaction's frames are.
+struct WalFrames {
+  uint32_t salt1 = 0, salt2 = 0;
+  uint32_t first_frame = 0, last_frame = 0;  // 1-based, inclusive
+  uint32_t page_size = 0;
+  uint32_t db_pages = 0;  // database size after the transaction
+  bool operator==(const WalFrames&) const = default;
+};
 
 struct ByteRange {
   uint64_t offset = 0;
@@ -66,6 +81,7 @@ struct Message {
   // Commit
   uint8_t flags = 0;
   std::vector<ByteRange> ranges;
+  WalFrames wal;  // with kCommitWal
   // Ok after Commit: the new position.
   uint64_t txid = 0;
   uint64_t checksum = 0;

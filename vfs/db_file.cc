@@ -3,11 +3,14 @@
 
 #include <strings.h>
 
+#include <cstring>
+
 #include <new>
 
 #include "vfs/commit_protocol.h"
 #include "vfs/sidecar_link.h"
 #include "vfs/vfs_log.h"
+#include "vfs/wal_index_header.h"
 
 namespace litefs::vfs {
 namespace {
@@ -34,6 +37,11 @@ struct DbFileState {
   bool synced = false;  // the app fsynced the database since the last commit
   wire::RangeSet dirty;
   unsigned shm_read_locks = 0;  // bit per WAL read slot held by this handle
+
+  // WAL mode.
+  volatile void* shm_region0 = nullptr;  // the wal-index header lives here
+  bool wal_writing = false;              // holds the WAL write lock for a transaction
+  WalIndexHeader wal_start;              // wal-index header when the write began
 };
 
 struct DbFile {
@@ -84,6 +92,20 @@ void EndWrite(DbFileState& s) {
   s.dirty.Clear();
 }
 
+void SendCommit(DbFileState& s, const wire::Message& req) {
+  Result<wire::Message> reply = s.link.Call(req, kCommitTimeoutMs, /*may_reconnect=*/false);
+  if (!reply.ok()) {
+    LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar (%s); it will "
+               "recover it from the database", s.name.c_str(), reply.message().c_str());
+  } else if (reply->type != wire::MsgType::kOk) {
+    LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar: %s",
+               s.name.c_str(), reply->text.c_str());
+  }
+  s.begun = false;  // a Commit ends the write transaction on the sidecar too
+  s.synced = false;
+  s.dirty.Clear();
+}
+
 // Hands the committed transaction to the sidecar. The commit point has
 // passed, so the transaction is durable in the database whatever happens
 // here; if the sidecar cannot record it, its recovery will (the database
@@ -99,17 +121,35 @@ void CommitWrite(DbFileState& s) {
   req.text = s.name;
   req.flags = s.synced ? wire::kCommitSynced : 0;
   req.ranges = s.dirty.Normalized();
-  Result<wire::Message> reply = s.link.Call(req, kCommitTimeoutMs, /*may_reconnect=*/false);
-  if (!reply.ok()) {
-    LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar (%s); it will "
-               "recover it from the database", s.name.c_str(), reply.message().c_str());
-  } else if (reply->type != wire::MsgType::kOk) {
-    LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar: %s",
-               s.name.c_str(), reply->text.c_str());
+  SendCommit(s, req);
+}
+
+// The wal-index header as this connection's SQLite last published it.
+WalIndexHeader ReadWalIndexHeader(sqlite3_file* real, const DbFileState& s) {
+  uint8_t bytes[WalIndexHeader::kSize];
+  real->pMethods->xShmBarrier(real);
+  std::memcpy(bytes, const_cast<const void*>(s.shm_region0), sizeof bytes);
+  return WalIndexHeader::Decode(bytes);
+}
+
+// Hands a WAL transaction to the sidecar before the write lock is released:
+// its frames cannot be overwritten (by a WAL restart) until then. Frames
+// past the start mark are this transaction's; a changed salt means this
+// writer restarted the WAL, so they start at frame 1.
+void CommitWalWrite(sqlite3_file* real, DbFileState& s) {
+  WalIndexHeader now = ReadWalIndexHeader(real, s);
+  bool restarted = std::memcmp(now.salt, s.wal_start.salt, sizeof now.salt) != 0;
+  uint32_t first = restarted ? 1 : s.wal_start.mx_frame + 1;
+  if (now.mx_frame < first) {  // no commit frame: rolled back, or nothing written
+    EndWrite(s);
+    return;
   }
-  s.begun = false;  // a Commit ends the write transaction on the sidecar too
-  s.synced = false;
-  s.dirty.Clear();
+  wire::Message req;
+  req.type = wire::MsgType::kCommit;
+  req.text = s.name;
+  req.flags = wire::kCommitWal | (s.synced ? wire::kCommitSynced : 0);
+  req.wal = {now.salt1(), now.salt2(), first, now.mx_frame, now.page_size(), now.n_page};
+  SendCommit(s, req);
 }
 
 // Journal modes whose commits this library cannot capture yet.
@@ -230,19 +270,37 @@ int DeviceCharacteristics(sqlite3_file* f) {
 }
 
 int ShmMap(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
-  return Real(f)->pMethods->xShmMap(Real(f), region, size, extend, out);
+  int rc = Real(f)->pMethods->xShmMap(Real(f), region, size, extend, out);
+  if (rc == SQLITE_OK && region == 0 && *out) State(f).shm_region0 = *out;
+  return rc;
 }
 
 int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
   DbFileState& s = State(f);
-  // WAL capture is not implemented yet: refuse the WAL write lock to a
-  // transaction (a handle holding a read slot). Recovery and checkpoints,
-  // which take it without a read slot, stay possible so reads keep working.
-  if (offset == kShmWriteLock && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE) &&
-      s.shm_read_locks != 0) {
-    LogWarning(SQLITE_READONLY, "cannot write %s: WAL-mode databases are not replicated yet; "
-               "switch it to journal_mode=DELETE", s.name.c_str());
-    return SQLITE_READONLY;
+  const bool write_slot = offset == kShmWriteLock && n == 1;
+  // A transaction (this handle holds a read slot) taking the WAL write lock
+  // is a writer: the sidecar must approve it, as at RESERVED in rollback
+  // mode. Recovery and checkpoints take it without a read slot and pass.
+  if (write_slot && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) && s.shm_read_locks != 0 &&
+      s.shm_region0) {
+    int rc = Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
+    if (rc != SQLITE_OK) return rc;
+    if (!s.begun) {
+      int gate = BeginWrite(s);
+      if (gate != SQLITE_OK) {
+        Real(f)->pMethods->xShmLock(Real(f), offset, n, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE);
+        return gate;
+      }
+      s.begun = true;
+    }
+    s.wal_writing = true;
+    s.synced = false;
+    s.wal_start = ReadWalIndexHeader(Real(f), s);
+    return SQLITE_OK;
+  }
+  if (write_slot && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && s.wal_writing) {
+    CommitWalWrite(Real(f), s);
+    s.wal_writing = false;
   }
   int rc = Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
   if (rc == SQLITE_OK && (flags & SQLITE_SHM_SHARED)) {
@@ -260,6 +318,7 @@ void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
 
 int ShmUnmap(sqlite3_file* f, int delete_flag) {
   State(f).shm_read_locks = 0;
+  State(f).shm_region0 = nullptr;
   return Real(f)->pMethods->xShmUnmap(Real(f), delete_flag);
 }
 
@@ -304,6 +363,15 @@ constexpr sqlite3_io_methods MakeMethods(int version) {
 const sqlite3_io_methods kMethods[3] = {MakeMethods(1), MakeMethods(2), MakeMethods(3)};
 
 }  // namespace
+
+bool IsManagedDbFile(const sqlite3_file* file) {
+  return file && file->pMethods >= &kMethods[0] && file->pMethods <= &kMethods[2];
+}
+
+void NoteWalSync(sqlite3_file* db) {
+  DbFileState& s = State(db);
+  if (s.wal_writing) s.synced = true;
+}
 
 size_t DbFileHeaderSize() { return (sizeof(DbFile) + 15) & ~size_t(15); }
 

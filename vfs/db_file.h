@@ -32,4 +32,12 @@ size_t DbFileHeaderSize();
 void InitDbFile(sqlite3_file* file, sqlite3_file* real, std::string name,
                 const SqliteApi& api, const VfsConfig& config);
 
+// True if `file` is a managed database opened by this library.
+bool IsManagedDbFile(const sqlite3_file* file);
+
+// The WAL of managed database `db` was synced (xSync on the -wal file):
+// the transaction being written is durable in the WAL, so its LTX will be
+// synced too.
+void NoteWalSync(sqlite3_file* db);
+
 }  // namespace litefs::vfs

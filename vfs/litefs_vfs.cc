@@ -1,10 +1,12 @@
 // See litefs_vfs.h.
 #include "vfs/litefs_vfs.h"
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 
 #include "vfs/db_file.h"
+#include "vfs/wal_file.h"
 #include "vfs/vfs_log.h"
 
 namespace litefs::vfs {
@@ -21,9 +23,27 @@ Registration g_reg;
 
 sqlite3_vfs* Base() { return g_reg.base; }
 
+// The managed main database a -wal file belongs to, if any.
+sqlite3_file* OwnerOfWal(sqlite3_filename name) {
+  sqlite3_file* db = g_reg.api->database_file_object(name);
+  return IsManagedDbFile(db) ? db : nullptr;
+}
+
 int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
   std::optional<std::string> db;
   if (name && (flags & SQLITE_OPEN_MAIN_DB)) db = ManagedDbName(*g_reg.config, name);
+  if (name && (flags & SQLITE_OPEN_WAL)) {
+    if (sqlite3_file* owner = OwnerOfWal(name)) {
+      auto* real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + WalFileHeaderSize());
+      int rc = Base()->xOpen(Base(), name, real, flags, out_flags);
+      if (rc != SQLITE_OK || !real->pMethods) {
+        file->pMethods = nullptr;
+        return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
+      }
+      InitWalFile(file, real, owner);
+      return SQLITE_OK;
+    }
+  }
   if (!db) {
     // Pass-through: the underlying file occupies the allocation from offset
     // 0 and keeps its own methods, so nothing of ours is on its path.
@@ -81,7 +101,7 @@ Status DoRegister(const SqliteApi& api, const VfsConfig& config) {
   g_reg.config = &config;
   sqlite3_vfs& v = g_reg.vfs;
   v.iVersion = base->iVersion < 3 ? base->iVersion : 3;
-  v.szOsFile = int(DbFileHeaderSize()) + base->szOsFile;
+  v.szOsFile = int(std::max(DbFileHeaderSize(), WalFileHeaderSize())) + base->szOsFile;
   v.mxPathname = base->mxPathname;
   v.zName = kVfsName;
   v.pAppData = nullptr;

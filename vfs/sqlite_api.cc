@@ -21,6 +21,8 @@ bool FillFrom(void* handle, SqliteApi& api) {
   api.open = reinterpret_cast<decltype(api.open)>(sym("sqlite3_open"));
   api.open_v2 = reinterpret_cast<decltype(api.open_v2)>(sym("sqlite3_open_v2"));
   api.open16 = reinterpret_cast<decltype(api.open16)>(sym("sqlite3_open16"));
+  api.database_file_object =
+      reinterpret_cast<decltype(api.database_file_object)>(sym("sqlite3_database_file_object"));
   return api.complete();
 }
 

@@ -17,9 +17,11 @@ struct SqliteApi {
   int (*open)(const char*, sqlite3**) = nullptr;
   int (*open_v2)(const char*, sqlite3**, int, const char*) = nullptr;
   int (*open16)(const void*, sqlite3**) = nullptr;
+  sqlite3_file* (*database_file_object)(const char*) = nullptr;
 
   bool complete() const {
-    return vfs_find && vfs_register && log && mprintf && free && open && open_v2 && open16;
+    return vfs_find && vfs_register && log && mprintf && free && open && open_v2 && open16 &&
+           database_file_object;
   }
 };
 

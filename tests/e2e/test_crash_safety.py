@@ -42,6 +42,13 @@ def committed_numbers(output):
 def check_history(cluster, db, committed):
     """The invariants after crashes, once everything has settled."""
     p, r = cluster.primary, cluster.replica
+    # The sidecar notices a killed writer when its socket closes and then
+    # recovers the database (rolling back a hot journal, or recording a
+    # commit that passed its commit point): wait for that to settle.
+    def settled():
+        pos = p.pos(db)
+        return pos and db_checksum(p.path(db)) == int(pos.split("/")[1], 16) and pos
+    wait_for(settled, timeout=60, what="the primary's position to match its database")
     pos = cluster.wait_replicated(db, timeout=60)
     txid, checksum = (int(x, 16) for x in pos.split("/"))
     # Position = database, on both nodes.

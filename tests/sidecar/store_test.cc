@@ -47,19 +47,24 @@ uint64_t ChecksumOf(const std::string& path) {
   return *sum;
 }
 
-// WriteCommitLtx on a fresh descriptor of `path` (or -1 when `path` is empty).
+// WriteCommitLtx of the pages `ranges` touch in the file at `path` (an
+// empty database, i.e. a deletion marker, when `path` is empty).
 Result<ltx::Pos> CommitFile(const std::string& path, const std::vector<wire::ByteRange>& ranges,
                             bool all_pages, ltx::Pos prev, PageChecksums& cs, LtxLog& log,
                             bool compress, const std::string& name = "src.db") {
-  int fd = -1;
-  if (!path.empty()) {
-    fd = open(path.c_str(), O_RDONLY);
-    REQUIRE(fd >= 0);
-  }
-  Result<ltx::Pos> pos = WriteCommitLtx(fd, path.empty() ? name : path, ranges, all_pages, prev,
-                                        cs, log, Options(compress));
-  if (fd >= 0) close(fd);
-  return pos;
+  Result<DbView> view = DbView::Open(path.empty() ? "/nonexistent/" + name : path);
+  REQUIRE_MESSAGE(view.ok(), view.message());
+  std::vector<uint32_t> pages = view->page_count() > 0
+      ? PagesTouched(ranges, view->page_size(), view->page_count())
+      : std::vector<uint32_t>{};
+  return WriteCommitLtx(*view, all_pages ? nullptr : &pages, prev, cs, log, Options(compress));
+}
+
+Result<SnapshotFile> SnapshotOf(const std::string& path, ltx::Pos pos, const std::string& out,
+                                bool compress) {
+  Result<DbView> view = DbView::Open(path);
+  REQUIRE_MESSAGE(view.ok(), view.message());
+  return WriteSnapshotLtx(*view, pos, out, Options(compress));
 }
 
 Status Apply(const std::string& db_path, const std::string& ltx_path, PageChecksums& cs) {
@@ -435,10 +440,8 @@ TEST_CASE("WriteSnapshotLtx writes a snapshot at a position, and refuses a wrong
   p.Change("DELETE FROM t2 WHERE a % 3 = 0");
   const ltx::Pos pos = p.positions[3];
 
-  int fd = open(p.path.c_str(), O_RDONLY);
-  REQUIRE(fd >= 0);
   const std::string snap = dir / "snap.ltx";
-  Result<SnapshotFile> s = WriteSnapshotLtx(fd, p.path, pos, snap, Options(true));
+  Result<SnapshotFile> s = SnapshotOf(p.path, pos, snap, true);
   REQUIRE_MESSAGE(s.ok(), s.message());
   CHECK(s->path == snap);
   CHECK(s->header.min_txid == 1);
@@ -447,9 +450,7 @@ TEST_CASE("WriteSnapshotLtx writes a snapshot at a position, and refuses a wrong
   CHECK(s->trailer.post_apply_checksum == pos.checksum);
 
   const std::string bad = dir / "bad-snap.ltx";
-  Result<SnapshotFile> refused =
-      WriteSnapshotLtx(fd, p.path, {pos.txid, pos.checksum ^ 0x2}, bad, Options(true));
-  close(fd);
+  Result<SnapshotFile> refused = SnapshotOf(p.path, {pos.txid, pos.checksum ^ 0x2}, bad, true);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.message().find("does not match position") != std::string::npos);
   CHECK_FALSE(test::FileExists(bad));
@@ -480,9 +481,7 @@ TEST_CASE("a snapshot with a smaller page size replaces a larger replica") {
     db.Exec("VACUUM");
   }
   uint64_t sum = ChecksumOf(p.path);
-  int fd = open(p.path.c_str(), O_RDONLY);
-  Result<SnapshotFile> s = WriteSnapshotLtx(fd, p.path, {9, sum}, dir / "s.ltx", Options(false));
-  close(fd);
+  Result<SnapshotFile> s = SnapshotOf(p.path, {9, sum}, dir / "s.ltx", false);
   REQUIRE_MESSAGE(s.ok(), s.message());
   CHECK(s->header.page_size == 512);
   Status st = Apply(target, dir / "s.ltx", tcs);
@@ -632,13 +631,11 @@ TEST_CASE("a crash right before an apply's commit point rolls back to the old da
   }
 
   // A snapshot replacing an older replica with other content and page size.
-  int fd = open(p.path.c_str(), O_RDONLY);
-  Result<SnapshotFile> snap = WriteSnapshotLtx(fd, p.path, p.positions[5], dir / "snap.ltx", Options(true));
-  close(fd);
+  Result<SnapshotFile> snap = SnapshotOf(p.path, p.positions[5], dir / "snap.ltx", true);
   REQUIRE(snap.ok());
   const std::string old_replica = dir / "old-replica.db";
   test::WriteBytes(old_replica, p.states[4]);
-  fd = open(old_replica.c_str(), O_RDONLY);
+  int fd = open(old_replica.c_str(), O_RDONLY);
   PageChecksums ocs;
   REQUIRE(ocs.Load(fd, 1024, uint32_t(p.states[4].size() / 1024)).ok());
   close(fd);
