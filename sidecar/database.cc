@@ -15,6 +15,7 @@
 #include "sidecar/log.h"
 #include "sidecar/ltx_apply.h"
 #include "sidecar/sqlite_locks.h"
+#include "sidecar/wal_checkpointer.h"
 
 namespace litefs {
 namespace {
@@ -205,7 +206,8 @@ Status Database::RecoverJob() {
     std::string path = log_.PathFor({h.min_txid, h.max_txid});
     Result<VerifiedLtx> ltx = ReadAndVerifyLtx(path);
     if (!ltx.ok()) return ltx.status();
-    LITEFS_RETURN_IF_ERROR(ApplyVerifiedLtx(db_path_, path, *ltx, checksums_, ApplyOptions{}));
+    Result<uint32_t> applied = ApplyToDatabase(db_path_, path, *ltx, checksums_, ApplyOptions{});
+    if (!applied.ok()) return applied.status();
     SetPos(logged);
     return WritePosFile(logged, h.timestamp_ms);
   }
@@ -331,6 +333,9 @@ void Database::ApplyReceived(std::string tmp_path, std::function<void(Status)> d
       [this, result, done = std::move(done)] {
         if (result->ok()) {
           Finished(Status(), true);
+          if (wal_frames_ >= kReplicaCheckpointFrames && env_.checkpointer) {
+            env_.checkpointer->Run(db_path_);
+          }
         } else {
           // Whatever failed, realign the position and table with the files.
           log::Error("apply failed; recovering", {{"db", name_}, {"error", result->message()}});
@@ -355,10 +360,18 @@ Status Database::ApplyJob(const std::string& tmp_path) {
     }
   }
   ltx::TXIDRange range{header.min_txid, header.max_txid};
+  {
+    // Durable before it is named: a named file is always complete.
+    Result<fs::UniqueFd> f = fs::Open(tmp_path, O_RDONLY);
+    if (!f.ok()) return f.status();
+    if (fdatasync(f->get()) != 0) return fs::ErrnoError("fsync", tmp_path);
+  }
   LITEFS_RETURN_IF_ERROR(log_.Install(tmp_path, range, /*sync=*/true));
   if (header.IsSnapshot()) LITEFS_RETURN_IF_ERROR(log_.RemoveAllExcept(range));
-  LITEFS_RETURN_IF_ERROR(
-      ApplyVerifiedLtx(db_path_, log_.PathFor(range), *ltx, checksums_, ApplyOptions{}));
+  Result<uint32_t> wal_frames =
+      ApplyToDatabase(db_path_, log_.PathFor(range), *ltx, checksums_, ApplyOptions{});
+  if (!wal_frames.ok()) return wal_frames.status();
+  wal_frames_ = *wal_frames;
   ltx::Pos next{header.max_txid, ltx->trailer.post_apply_checksum};
   SetPos(next);
   return WritePosFile(next, header.timestamp_ms);

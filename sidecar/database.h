@@ -26,8 +26,11 @@
 namespace litefs {
 
 // What every database of a node shares.
+class WalCheckpointer;
+
 struct DatabaseEnv {
   uv_loop_t* loop = nullptr;
+  WalCheckpointer* checkpointer = nullptr;  // replicas: keeps WAL files short
   std::string dir;       // the managed directory
   std::string data_dir;  // the sidecar's own state
   bool compress = true;
@@ -107,6 +110,9 @@ class Database {
   // strand-owned. A rollback-mode commit bumps it by exactly one, so any
   // other value at the next capture means some commit bypassed the capture.
   uint32_t last_change_counter_ = 0;
+  // Frames in a replica's WAL after the last apply (strand-owned; read by
+  // the apply's completion to decide on a checkpoint).
+  uint32_t wal_frames_ = 0;
   // The WAL frame the last capture ended at (strand-owned). The next WAL
   // transaction must start right after it, or at frame 1 of a restarted WAL;
   // anything else means frames were committed without the capture.

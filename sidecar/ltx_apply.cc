@@ -17,6 +17,7 @@
 #include "sidecar/hot_journal.h"
 #include "sidecar/rollback_journal.h"
 #include "sidecar/sqlite_locks.h"
+#include "sidecar/wal_apply.h"
 
 namespace litefs {
 namespace {
@@ -172,6 +173,22 @@ Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
   }
   LITEFS_RETURN_IF_ERROR(journal->Remove());  // the commit point
   return Status();
+}
+
+Result<uint32_t> ApplyToDatabase(const std::string& db_path, const std::string& ltx_path,
+                                 const VerifiedLtx& ltx, PageChecksums& checksums,
+                                 const ApplyOptions& options) {
+  bool wal_mode = fs::Exists(db_path + "-wal");
+  if (!wal_mode) {
+    Result<fs::UniqueFd> fd = fs::Open(db_path, O_RDONLY);
+    if (fd.ok()) {
+      Result<DbShape> shape = ReadDbShape(fd->get(), db_path);
+      wal_mode = shape.ok() && shape->write_version == 2;
+    }
+  }
+  if (wal_mode) return ApplyLtxToWal(db_path, ltx_path, ltx, checksums, options);
+  LITEFS_RETURN_IF_ERROR(ApplyVerifiedLtx(db_path, ltx_path, ltx, checksums, options));
+  return 0u;
 }
 
 }  // namespace litefs

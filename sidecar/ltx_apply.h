@@ -47,4 +47,12 @@ Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
                         const VerifiedLtx& ltx, PageChecksums& checksums,
                         const ApplyOptions& options);
 
+// Applies the verified file the way readers of `db_path` expect: appended to
+// the WAL when the database is in WAL mode or has a -wal file (connections
+// then read through the WAL, see wal_apply.h), else in place with a
+// rollback journal. Returns the frames now in the WAL (0 in rollback mode).
+Result<uint32_t> ApplyToDatabase(const std::string& db_path, const std::string& ltx_path,
+                                 const VerifiedLtx& ltx, PageChecksums& checksums,
+                                 const ApplyOptions& options);
+
 }  // namespace litefs

@@ -19,6 +19,7 @@
 #include "sidecar/curl_loop.h"
 #include "sidecar/log.h"
 #include "sidecar/node.h"
+#include "sidecar/wal_checkpointer.h"
 
 namespace {
 
@@ -154,6 +155,9 @@ int main(int argc, char** argv) {
   std::string cmd = args[0];
   args.erase(args.begin());
   if (cmd == "run") return Run(args);
+  if (cmd == "internal-checkpoint" && args.size() == 1) {
+    return litefs::WalCheckpointer::CheckpointMain(args[0]);
+  }
   if (cmd == "version" || cmd == "-version" || cmd == "--version") {
     printf("litefs %s (commit %s)\n", LITEFS_VERSION, LITEFS_COMMIT);
     return 0;

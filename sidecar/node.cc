@@ -42,6 +42,8 @@ Status Node::Start(std::function<void(Status)> ready) {
   env.data_dir = config_.data_dir;
   env.compress = config_.data_compress;
   env.node_id = node_id_;
+  checkpointer_ = std::make_unique<WalCheckpointer>(loop_);
+  env.checkpointer = checkpointer_.get();
   store_ = std::make_unique<Store>(env);
 
   NodeApiOptions api_options;

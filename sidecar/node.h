@@ -18,6 +18,7 @@
 #include "sidecar/node_api.h"
 #include "sidecar/replica_client.h"
 #include "sidecar/store.h"
+#include "sidecar/wal_checkpointer.h"
 
 namespace litefs {
 
@@ -40,6 +41,7 @@ class Node {
   uv_loop_t* loop_;
   Config config_;
   uint64_t node_id_ = 0;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<http::CurlLoop> curl_;
   std::unique_ptr<NodeApi> api_;

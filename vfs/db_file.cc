@@ -35,6 +35,7 @@ struct DbFileState {
   int lock = SQLITE_LOCK_NONE;
   bool begun = false;   // the sidecar approved a write transaction
   bool synced = false;  // the app fsynced the database since the last commit
+  bool exclusive_locking = false;  // PRAGMA locking_mode=EXCLUSIVE on this connection
   wire::RangeSet dirty;
   unsigned shm_read_locks = 0;  // bit per WAL read slot held by this handle
 
@@ -152,17 +153,45 @@ void CommitWalWrite(sqlite3_file* real, DbFileState& s) {
   SendCommit(s, req);
 }
 
-// Journal modes whose commits this library cannot capture yet.
-int CheckPragma(DbFileState& s, char** args) {
+// True if the database file says WAL mode (header bytes 18/19 = 2).
+bool FileIsWal(sqlite3_file* real) {
+  unsigned char v[2] = {0, 0};
+  if (real->pMethods->xRead(real, v, 2, 18) != SQLITE_OK) return false;
+  return v[0] == 2 || v[1] == 2;
+}
+
+int RefusePragma(DbFileState& s, char** args, const char* why) {
+  args[0] = s.api.mprintf("litefs: %s for replicated database %s", why, s.name.c_str());
+  return SQLITE_ERROR;
+}
+
+// Refuses the settings whose commits cannot be captured: journal modes
+// without a journal or WAL, and WAL with exclusive locking (the wal-index
+// then lives in the process's memory, where no lock marks a commit).
+int CheckPragma(sqlite3_file* real, DbFileState& s, char** args) {
   const char* pragma = args[1];
   const char* value = args[2];
-  if (!pragma || !value || strcasecmp(pragma, "journal_mode") != 0) return SQLITE_NOTFOUND;
-  for (const char* unsupported : {"wal", "memory", "off"}) {
-    if (strcasecmp(value, unsupported) == 0) {
-      args[0] = s.api.mprintf(
-          "litefs: journal_mode=%s is not supported for replicated database %s; "
-          "use DELETE, TRUNCATE or PERSIST", value, s.name.c_str());
-      return SQLITE_ERROR;
+  if (!pragma || !value) return SQLITE_NOTFOUND;
+  if (strcasecmp(pragma, "journal_mode") == 0) {
+    if (strcasecmp(value, "memory") == 0) {
+      return RefusePragma(s, args, "journal_mode=MEMORY is not supported (no journal to capture "
+                                   "commits from; use WAL, DELETE, TRUNCATE or PERSIST)");
+    }
+    if (strcasecmp(value, "off") == 0) {
+      return RefusePragma(s, args, "journal_mode=OFF is not supported (no journal to capture "
+                                   "commits from; use WAL, DELETE, TRUNCATE or PERSIST)");
+    }
+    if (strcasecmp(value, "wal") == 0 && s.exclusive_locking) {
+      return RefusePragma(s, args, "journal_mode=WAL with locking_mode=EXCLUSIVE is not supported");
+    }
+  } else if (strcasecmp(pragma, "locking_mode") == 0) {
+    if (strcasecmp(value, "exclusive") == 0) {
+      if (FileIsWal(real)) {
+        return RefusePragma(s, args, "locking_mode=EXCLUSIVE is not supported in WAL mode");
+      }
+      s.exclusive_locking = true;
+    } else if (strcasecmp(value, "normal") == 0) {
+      s.exclusive_locking = false;
     }
   }
   return SQLITE_NOTFOUND;
@@ -237,7 +266,7 @@ int FileControl(sqlite3_file* f, int op, void* arg) {
   DbFileState& s = State(f);
   switch (op) {
     case SQLITE_FCNTL_PRAGMA: {
-      int rc = CheckPragma(s, static_cast<char**>(arg));
+      int rc = CheckPragma(Real(f), s, static_cast<char**>(arg));
       if (rc != SQLITE_NOTFOUND) return rc;
       break;
     }

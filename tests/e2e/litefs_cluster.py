@@ -76,6 +76,31 @@ def db_checksum(path):
     return acc | FLAG
 
 
+def logical_bytes(path):
+    """The database as SQLite sees it: a copy of the file and its WAL,
+    checkpointed into one file by a plain sqlite3 (no preload)."""
+    import shutil
+    import tempfile
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        wal = Path(str(path) + "-wal")
+        if wal.exists():
+            shutil.copyfile(wal, str(copy) + "-wal")
+            subprocess.run(["sqlite3", str(copy), "PRAGMA wal_checkpoint(TRUNCATE)"],
+                           capture_output=True, check=True, env={"PATH": os.environ["PATH"]})
+        return copy.read_bytes()
+
+
+def logical_checksum(path):
+    import tempfile
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(logical_bytes(path))
+        f.flush()
+        return db_checksum(f.name)
+
+
 class Node:
     def __init__(self, root, name, port, primary_port, candidate, hostname="primary-host",
                  extra_config=""):

@@ -6,6 +6,8 @@ import re
 import subprocess
 import threading
 
+import pytest
+
 from litefs_cluster import db_checksum, wait_for
 
 POS_RE = re.compile(r"^[0-9a-f]{16}/[0-9a-f]{16}\n$")
@@ -150,11 +152,12 @@ def test_databases_outside_dir_pass_through(cluster, tmp_path):
     assert not (cluster.replica.dir / "elsewhere.db-pos").exists()
 
 
-def test_unsupported_journal_mode_is_refused(cluster):
+@pytest.mark.parametrize("mode", ["MEMORY", "OFF"])
+def test_uncapturable_journal_modes_are_refused(cluster, mode):
     p = cluster.primary
-    res = p.sqlite("app.db", "PRAGMA journal_mode=WAL;", check=False)
+    res = p.sqlite("app.db", f"PRAGMA journal_mode={mode};", check=False)
     assert res.returncode != 0
-    assert "journal_mode=WAL is not supported" in res.stderr
+    assert f"journal_mode={mode} is not supported" in res.stderr, res.stderr
     # The database stays in rollback mode and keeps replicating.
     p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
     assert p.sqlite("app.db", "PRAGMA journal_mode;").stdout.strip() == "delete"

@@ -1,0 +1,32 @@
+// Applies a verified LTX file to a WAL-mode replica database the way a
+// SQLite writer commits (sqlite-internals §4.9): append its pages to the
+// `-wal` as one transaction ending in a commit frame, sync, add the frames
+// to the wal-index hash tables, then publish a new wal-index header.
+//
+// Readers in other processes are never blocked (they keep their snapshot
+// until their next read transaction, which sees the whole transaction), and
+// a crash at any point leaves either an unpublished tail (invisible, and
+// overwritten by the next apply) or a complete commit frame that SQLite's
+// WAL recovery accepts: no reader ever sees a torn transaction.
+//
+// Locks held meanwhile (OFD): SHARED on the database (no connection can
+// reach EXCLUSIVE to checkpoint-and-delete the WAL on close), DMS shared on
+// the -shm (nobody resets the wal-index), WRITE (no other writer, recovery
+// or restart). If no process has the -shm open, the wal-index is rebuilt
+// from the WAL first, as SQLite's own recovery would.
+#pragma once
+
+#include <string>
+
+#include "ltx/status.h"
+#include "sidecar/ltx_apply.h"
+#include "sidecar/page_checksums.h"
+
+namespace litefs {
+
+// Returns the number of frames in the WAL afterwards (for checkpointing).
+Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& ltx_path,
+                               const VerifiedLtx& ltx, PageChecksums& checksums,
+                               const ApplyOptions& options);
+
+}  // namespace litefs
