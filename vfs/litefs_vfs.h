@@ -14,8 +14,8 @@ namespace litefs::vfs {
 
 inline constexpr const char* kVfsName = "litefs";
 
-// Registers the VFS (once per process) as the default. Later calls return
-// the first call's result.
+// Registers the VFS as the default of the SQLite copy `api` belongs to
+// (once per copy: a process may hold several). `config` must outlive it.
 Status RegisterLitefsVfs(const SqliteApi& api, const VfsConfig& config);
 
 }  // namespace litefs::vfs

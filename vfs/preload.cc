@@ -28,7 +28,7 @@ const SqliteApi* EnsureVfs() {
       fprintf(stderr, "litefs: cannot find the SQLite library of this process\n");
       return;
     }
-    SetLogApi(api);
+    SetSqliteLog(api->log);
     if (const std::optional<VfsConfig>& config = GetVfsConfig()) {
       Status st = RegisterLitefsVfs(*api, *config);
       if (!st.ok()) LogWarning(SQLITE_WARNING, "VFS not registered: %s", st.message().c_str());

@@ -8,12 +8,11 @@
 #include <mutex>
 #include <string>
 
-#include "vfs/sqlite_api.h"
 
 namespace litefs::vfs {
 namespace {
 
-const SqliteApi* g_api = nullptr;
+void (*g_sqlite_log)(int, const char*, ...) = nullptr;
 std::mutex g_mu;
 std::string g_last_message;
 time_t g_last_time = 0;
@@ -21,7 +20,7 @@ constexpr time_t kRepeatSuppressSeconds = 5;
 
 }  // namespace
 
-void SetLogApi(const SqliteApi* api) { g_api = api; }
+void SetSqliteLog(void (*log)(int, const char*, ...)) { g_sqlite_log = log; }
 
 void LogWarning(int sqlite_code, const char* fmt, ...) {
   char buf[1024];
@@ -37,7 +36,7 @@ void LogWarning(int sqlite_code, const char* fmt, ...) {
     g_last_time = now;
   }
   fprintf(stderr, "litefs: %s\n", buf);
-  if (g_api && g_api->log) g_api->log(sqlite_code, "litefs: %s", buf);
+  if (g_sqlite_log) g_sqlite_log(sqlite_code, "litefs: %s", buf);
 }
 
 }  // namespace litefs::vfs

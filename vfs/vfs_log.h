@@ -6,9 +6,8 @@
 
 namespace litefs::vfs {
 
-struct SqliteApi;
-
-void SetLogApi(const SqliteApi* api);
+// Also send messages to this sqlite3_log (of the SQLite the VFS serves).
+void SetSqliteLog(void (*log)(int, const char*, ...));
 void LogWarning(int sqlite_code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 }  // namespace litefs::vfs
