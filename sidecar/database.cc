@@ -16,6 +16,7 @@
 #include "sidecar/ltx_apply.h"
 #include "sidecar/sqlite_locks.h"
 #include "sidecar/wal_checkpointer.h"
+#include "ltx/checksum.h"
 
 namespace litefs {
 namespace {
@@ -258,14 +259,63 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
   return next;
 }
 
+bool Database::ReplacedFile(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return true;
+  bool replaced = last_inode_ != 0 && st.st_ino != last_inode_;
+  if (replaced) log::Warn("the database file was replaced; recording every page", {{"db", name_}});
+  last_inode_ = st.st_ino;
+  return replaced;
+}
+
+void Database::RecordDeletion() {
+  auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
+  strand_.Post(
+      [this, result] {
+        ltx::Pos prev = pos();
+        if (fs::Exists(db_path_) || prev.txid == 0 || checksums_.page_count() == 0) {
+          *result = prev;  // recreated meanwhile, never recorded, or already empty
+          return;
+        }
+        Result<DbView> none = DbView::Open(db_path_);  // missing: an empty database
+        if (!none.ok()) {
+          *result = none.status();
+          return;
+        }
+        LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/true};
+        Result<ltx::Pos> next = WriteCommitLtx(*none, nullptr, prev, checksums_, log_, opts);
+        if (next.ok()) {
+          SetPos(*next);
+          last_inode_ = 0;
+          last_change_counter_ = 0;
+          wal_tail_ = {true, 0, 0, 0};
+          Status st = WritePosFile(*next, opts.timestamp_ms);
+          if (!st.ok()) next = st;
+        }
+        *result = next;
+      },
+      [this, result] {
+        if (!result->ok()) {
+          log::Error("cannot record the deletion", {{"db", name_}, {"error", result->message()}});
+          Recover();
+          return;
+        }
+        if (result->value().checksum == ltx::kChecksumFlag && result->value().txid > 0) {
+          log::Info("database deleted", {{"db", name_}, {"txid", ltx::FormatTXID(result->value().txid)}});
+        }
+        Finished(Status(), true);
+      });
+}
+
 Result<ltx::Pos> Database::CaptureRollback(const std::vector<wire::ByteRange>& ranges,
                                            ltx::Pos prev, const LtxWriteOptions& opts) {
   Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
   if (!fd.ok()) return fd.status();
   Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
   if (!shape.ok()) return shape.status();
-  bool all_pages = false;
-  if (last_change_counter_ != 0 && shape->change_counter != last_change_counter_ + 1) {
+  bool all_pages = ReplacedFile(fd->get());
+  if (!all_pages && last_change_counter_ != 0 &&
+      shape->change_counter != last_change_counter_ + 1) {
     // Someone committed without the capture (a process without liblitefs,
     // a statically linked SQLite): record every page so nothing is missed.
     log::Warn("the database changed outside litefs; recording every page",
@@ -291,8 +341,11 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
   opts.wal_size = int64_t(uint64_t(f.last_frame - f.first_frame + 1) * frame_size);
   opts.wal_salt1 = f.salt1;
   opts.wal_salt2 = f.salt2;
+  Result<fs::UniqueFd> db = fs::Open(db_path_, O_RDONLY);
+  if (!db.ok()) return db.status();
+  const bool replaced = ReplacedFile(db->get());
   const bool same_wal = f.salt1 == wal_tail_.salt1 && f.salt2 == wal_tail_.salt2;
-  const bool continuous = wal_tail_.known &&
+  const bool continuous = !replaced && wal_tail_.known &&
                           ((same_wal && f.first_frame == wal_tail_.frame + 1) ||
                            (f.first_frame == 1 && (!same_wal || wal_tail_.frame == 0)));
   Result<ltx::Pos> next = Status::Error("not written");

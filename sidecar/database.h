@@ -7,6 +7,7 @@
 // snapshot never delays a commit.
 #pragma once
 
+#include <sys/types.h>
 #include <uv.h>
 
 #include <functional>
@@ -70,6 +71,11 @@ class Database {
   // (startup, and after a writer vanished or a capture failed).
   void Recover(std::function<void(Status)> done = nullptr);
 
+  // Primary: the database file was deleted (or renamed away). If it is
+  // still missing when this runs, records a deletion marker (commit 0) so
+  // replicas remove their copy.
+  void RecordDeletion();
+
   // Primary: records the transaction the app just committed (a Commit
   // message: byte ranges of the database file, or WAL frames). The app
   // holds its write lock until `done` runs.
@@ -94,6 +100,8 @@ class Database {
                                    const LtxWriteOptions& opts);
   Status ApplyJob(const std::string& tmp_path);
   Result<SnapshotFile> SnapshotJob(const std::string& path);
+  // True (and logged) if `fd` is not the file the last capture saw.
+  bool ReplacedFile(int fd);
   Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);
   void SetPos(ltx::Pos pos);
   void Finished(const Status& st, bool changed);
@@ -113,6 +121,9 @@ class Database {
   // Frames in a replica's WAL after the last apply (strand-owned; read by
   // the apply's completion to decide on a checkpoint).
   uint32_t wal_frames_ = 0;
+  // Inode of the database file at the last capture (strand-owned): a new
+  // file under the same name (deleted and recreated) is captured whole.
+  ino_t last_inode_ = 0;
   // The WAL frame the last capture ended at (strand-owned). The next WAL
   // transaction must start right after it, or at frame 1 of a restarted WAL;
   // anything else means frames were committed without the capture.

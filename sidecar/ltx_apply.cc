@@ -178,6 +178,14 @@ Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
 Result<uint32_t> ApplyToDatabase(const std::string& db_path, const std::string& ltx_path,
                                  const VerifiedLtx& ltx, PageChecksums& checksums,
                                  const ApplyOptions& options) {
+  if (ltx.header.commit == 0) {
+    // A deletion marker: the primary deleted the database; so do we.
+    for (const char* suffix : {"", "-journal", "-wal", "-shm"}) {
+      LITEFS_RETURN_IF_ERROR(fs::RemoveFile(db_path + suffix));
+    }
+    checksums.Reset(0);
+    return 0u;
+  }
   bool wal_mode = fs::Exists(db_path + "-wal");
   if (!wal_mode) {
     Result<fs::UniqueFd> fd = fs::Open(db_path, O_RDONLY);

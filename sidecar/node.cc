@@ -91,6 +91,9 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
       if (!st.ok()) return ready(st);
     }
     store_->BecomePrimary();
+    watcher_ = std::make_unique<DirWatcher>(loop_, *store_);
+    Status st = watcher_->Start(config_.dir);
+    if (!st.ok()) return ready(st);
     log::Info("this node is the primary", {{"cluster_id", store_->cluster_id()}});
   } else {
     store_->SetPrimary(std::nullopt);
@@ -115,6 +118,7 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
 void Node::Stop(std::function<void()> done) {
   stopping_ = true;
   if (replica_) replica_->Stop();
+  if (watcher_) watcher_->Stop();
   auto remaining = std::make_shared<int>(2);
   auto finish = [this, remaining, done = std::move(done)] {
     if (--*remaining > 0) return;

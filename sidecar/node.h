@@ -14,6 +14,7 @@
 #include "sidecar/commit_server.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
+#include "sidecar/dir_watcher.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/node_api.h"
 #include "sidecar/replica_client.h"
@@ -46,6 +47,7 @@ class Node {
   std::unique_ptr<http::CurlLoop> curl_;
   std::unique_ptr<NodeApi> api_;
   std::unique_ptr<CommitServer> commits_;
+  std::unique_ptr<DirWatcher> watcher_;
   std::unique_ptr<ReplicaClient> replica_;
   bool stopping_ = false;
   fs::UniqueFd data_dir_lock_;  // flock: one sidecar per data dir

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from litefs_cluster import PYTHON, db_checksum
+from litefs_cluster import PYTHON, logical_bytes, logical_checksum
 
 
 def assert_converged(cluster, db):
@@ -15,8 +15,8 @@ def assert_converged(cluster, db):
     pos = cluster.wait_replicated(db)
     p, r = cluster.primary, cluster.replica
     checksum = int(pos.split("/")[1], 16)
-    assert db_checksum(p.path(db)) == checksum, "primary file does not match its position"
-    assert r.path(db).read_bytes() == p.path(db).read_bytes()
+    assert logical_checksum(p.path(db)) == checksum, "primary database does not match its position"
+    assert logical_bytes(r.path(db)) == logical_bytes(p.path(db))
     ok = subprocess.run(["sqlite3", str(r.path(db)), "PRAGMA integrity_check"],
                         capture_output=True, text=True)
     assert ok.stdout.strip() == "ok"
@@ -154,3 +154,24 @@ for t in threads: t.join()
     # One LTX file per commit, each continuing the previous checksum.
     ltx_dir = p.dir / ".litefs" / "dbs" / "app.db" / "ltx"
     assert len(list(ltx_dir.glob("*.ltx"))) == 401
+
+
+@pytest.mark.parametrize("mode", ["DELETE", "WAL"])
+def test_deleting_the_database_replicates(cluster, mode):
+    """Deleting the file on the primary records a deletion marker (commit 0);
+    the replica removes its files; recreating the name starts over."""
+    from litefs_cluster import wait_for
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", f"PRAGMA journal_mode={mode}; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    before = int(cluster.wait_replicated("app.db").split("/")[0], 16)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        (p.dir / f"app.db{suffix}").unlink(missing_ok=True)
+    pos = wait_for(lambda: (p.pos("app.db") or "").startswith(f"{before + 1:016x}") and p.pos("app.db"),
+                   what="the deletion marker")
+    assert pos == f"{before + 1:016x}/8000000000000000\n"
+    wait_for(lambda: r.pos("app.db") == pos, what="the replica to apply the deletion")
+    assert not r.path("app.db").exists()
+    # The name can be used again; the new database replicates from scratch.
+    p.sqlite("app.db", f"PRAGMA journal_mode={mode}; CREATE TABLE u(y); INSERT INTO u VALUES ('new');")
+    assert_converged(cluster, "app.db")
+    assert replica_query(cluster, "app.db", "SELECT y FROM u") == "new"
