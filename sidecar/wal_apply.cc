@@ -136,7 +136,10 @@ Status CheckpointAlone(const wal::Index& index, int db_fd, const std::string& db
 }
 
 // Starts the WAL over (SQLite's walRestartHdr) when every frame is in the
-// database and no reader uses the WAL: keeps the file from growing.
+// database and no reader uses the WAL: keeps the file from growing. Like
+// walRestartHdr, publishes the empty WAL (mxFrame 0) before READ1..4 are
+// released: a reader starting meanwhile then reads the database file alone
+// (READ0), never old frames that the apply is about to overwrite.
 Result<bool> TryRestart(const wal::Index& index, WalIndexHeader& h) {
   Result<wal::CheckpointInfo> info = index.ReadCheckpointInfo();
   if (!info.ok()) return info.status();
@@ -149,7 +152,9 @@ Result<bool> TryRestart(const wal::Index& index, WalIndexHeader& h) {
   fresh.read_mark[1] = 0;
   for (int i = 2; i < 5; i++) fresh.read_mark[i] = wal::kReadMarkUnused;
   h.mx_frame = 0;
-  Status st = index.WriteCheckpointInfo(fresh);
+  h.change++;
+  Status st = index.WriteHeader(h);
+  if (st.ok()) st = index.WriteCheckpointInfo(fresh);
   sqlite::Unlock(index.fd(), sqlite::kShmReadByte0 + 1, 4);
   if (!st.ok()) return st;
   return true;
@@ -258,9 +263,21 @@ Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& lt
   for (size_t i = 0; i < ltx.pgnos.size(); i++, frame_no++) {
     Result<uint32_t> pgno = (*dec)->NextPage(page);
     if (!pgno.ok()) return pgno.status();
+    checksums.Set(*pgno, ltx::PageChecksum(*pgno, page));
+    const bool last = i + 1 == ltx.pgnos.size();
+    // Checked before the commit frame is written: frames without one are
+    // invisible to readers and to SQLite's WAL recovery alike, and the next
+    // apply overwrites them. (A commit frame on disk, even unpublished,
+    // would be replayed by recovery once no process has the -shm open.)
+    if (last && checksums.value() != ltx.trailer.post_apply_checksum) {
+      return Status::Error(db_path + ": checksum after applying TXID " + ltx::FormatTXID(lh.max_txid) +
+                           " would be " + ltx::FormatChecksum(checksums.value()) + ", expected " +
+                           ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
+                           " (the replica database was changed outside litefs)");
+    }
     wal::FrameHeader fh;
     fh.pgno = *pgno;
-    fh.commit = i + 1 == ltx.pgnos.size() ? lh.commit : 0;
+    fh.commit = last ? lh.commit : 0;
     fh.salt1 = io::LoadBE32(h.salt);
     fh.salt2 = io::LoadBE32(h.salt + 4);
     fh.Encode(frame.data());
@@ -270,18 +287,9 @@ Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& lt
     fh.checksum = chain;
     fh.Encode(frame.data());
     LITEFS_RETURN_IF_ERROR(fs::PwriteFull(wal_fd, frame.data(), frame.size(), wal::FrameOffset(frame_no, ps)));
-    checksums.Set(*pgno, ltx::PageChecksum(*pgno, page));
   }
   if (fdatasync(wal_fd) != 0) return fs::ErrnoError("fsync", db_path + "-wal");
 
-  // Checked before publishing: an unpublished tail is invisible and is
-  // overwritten by the next apply.
-  if (checksums.value() != ltx.trailer.post_apply_checksum) {
-    return Status::Error(db_path + ": checksum after applying TXID " + ltx::FormatTXID(lh.max_txid) +
-                         " would be " + ltx::FormatChecksum(checksums.value()) + ", expected " +
-                         ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
-                         " (the replica database was changed outside litefs)");
-  }
   LITEFS_RETURN_IF_ERROR(index->Append(first_frame, ltx.pgnos, h.mx_frame));
   h.version = wal::kIndexVersion;
   h.change++;
