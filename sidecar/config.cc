@@ -172,9 +172,14 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   LITEFS_RETURN_IF_ERROR(d.String(top, "dir", "dir", &raw->dir));
 
   Section data;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "data"), "data", {"dir", "compress"}, &data));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "data"), "data",
+                                       {"dir", "compress", "retention", "retention-monitor-interval"},
+                                       &data));
   LITEFS_RETURN_IF_ERROR(d.String(data, "dir", "data.dir", &raw->data_dir));
   LITEFS_RETURN_IF_ERROR(d.Bool(data, "compress", "data.compress", &cfg->data_compress));
+  LITEFS_RETURN_IF_ERROR(d.Dur(data, "retention", "data.retention", &cfg->data_retention));
+  LITEFS_RETURN_IF_ERROR(d.Dur(data, "retention-monitor-interval", "data.retention-monitor-interval",
+                               &cfg->data_retention_monitor_interval));
 
   Section fuse;
   LITEFS_RETURN_IF_ERROR(
@@ -262,6 +267,9 @@ Status Validate(const Raw& raw, Config* cfg) {
   }
   if (cfg->lease.reconnect_delay.count() < 0) {
     return Status::Error("lease.reconnect-delay must not be negative");
+  }
+  if (cfg->data_retention_monitor_interval.count() <= 0) {
+    return Status::Error("data.retention-monitor-interval must be positive");
   }
 
   if (cfg->log.format != "text" && cfg->log.format != "json") {

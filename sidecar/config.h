@@ -23,6 +23,10 @@ struct Config {
   std::string dir;        // managed directory (absolute, normalised); `dir` or `fuse.dir`
   std::string data_dir;   // sidecar state; default <dir>/.litefs (absolute, normalised)
   bool data_compress = true;
+  // LTX files older than this are deleted (the newest always stays); <= 0
+  // keeps everything. Checked every retention-monitor-interval.
+  Duration data_retention = std::chrono::minutes(10);
+  Duration data_retention_monitor_interval = std::chrono::minutes(1);
   std::string http_addr = ":20202";  // node API bind address, [host]:port
 
   struct Lease {
@@ -50,7 +54,8 @@ Result<Config> LoadConfig(const std::string& path, bool expand_env = true);
 // hostname if empty (see EnsureHostnameEnv) and $VARs are expanded on the raw
 // text. Accepted keys: dir (alias fuse.dir), data.dir, data.compress, http.addr,
 // lease.type, lease.candidate, lease.hostname, lease.advertise-url,
-// lease.reconnect-delay, log.format, log.debug; fuse.allow-other and fuse.debug
+// lease.reconnect-delay, log.format, log.debug, data.retention,
+// data.retention-monitor-interval; fuse.allow-other and fuse.debug
 // are accepted, ignored, and reported in Config::warnings. Relative paths are
 // resolved against the current working directory.
 Result<Config> ParseConfig(std::string_view yaml_text, bool expand_env = true);

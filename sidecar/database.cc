@@ -430,6 +430,18 @@ Status Database::ApplyJob(const std::string& tmp_path) {
   return WritePosFile(next, header.timestamp_ms);
 }
 
+void Database::EnforceRetention(std::chrono::milliseconds retention) {
+  strand_.Post([this, retention] {
+    int64_t cutoff = (NowMs() - retention.count()) / 1000;
+    Result<size_t> removed = log_.RemoveOlderThan(cutoff);
+    if (!removed.ok()) {
+      log::Warn("retention sweep failed", {{"db", name_}, {"error", removed.message()}});
+    } else if (*removed > 0) {
+      log::Debug("retention removed LTX files", {{"db", name_}, {"count", std::to_string(*removed)}});
+    }
+  });
+}
+
 // ---- primary: snapshots -----------------------------------------------------
 
 void Database::MakeSnapshot(std::string path, std::function<void(Result<SnapshotFile>)> done) {

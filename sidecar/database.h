@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -85,6 +86,9 @@ class Database {
   // continues this database's history (or is a snapshot), installs it in
   // the log and applies it. The file is consumed either way.
   void ApplyReceived(std::string tmp_path, std::function<void(Status)> done);
+
+  // Deletes LTX files older than `retention` (the newest always stays).
+  void EnforceRetention(std::chrono::milliseconds retention);
 
   // Primary: writes a snapshot of the current database to `path`.
   void MakeSnapshot(std::string path, std::function<void(Result<SnapshotFile>)> done);

@@ -93,6 +93,32 @@ Status LtxLog::RemoveAllExcept(ltx::TXIDRange keep) {
   return Status();
 }
 
+Result<size_t> LtxLog::RemoveOlderThan(int64_t cutoff_seconds) {
+  std::vector<ltx::TXIDRange> candidates;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (files_.size() <= 1) return size_t(0);
+    for (auto it = files_.begin(); std::next(it) != files_.end(); ++it) {
+      candidates.push_back({it->second, it->first});
+    }
+  }
+  size_t removed = 0;
+  for (const ltx::TXIDRange& r : candidates) {
+    std::string path = PathFor(r);
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) continue;
+    if (st.st_mtime >= cutoff_seconds) break;  // later files are newer still
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      files_.erase(r.max_txid);
+    }
+    // A stream sending this file keeps reading its open descriptor.
+    LITEFS_RETURN_IF_ERROR(fs::RemoveFile(path));
+    removed++;
+  }
+  return removed;
+}
+
 Result<std::pair<ltx::Header, ltx::Trailer>> LtxLog::ReadEnds(ltx::TXIDRange r) const {
   std::string path = PathFor(r);
   Result<fs::UniqueFd> fd = fs::Open(path, O_RDONLY);

@@ -54,6 +54,19 @@ Status Node::Start(std::function<void(Status)> ready) {
   log::Info("node API listening", {{"addr", config_.http_addr}, {"port", std::to_string(api_->port())},
                                    {"node_id", FormatNodeId(node_id_)}});
 
+  if (config_.data_retention.count() > 0) {
+    // LTX files older than data.retention go (the newest of each database
+    // stays); a replica needing one later gets a snapshot instead.
+    retention_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, retention_timer_);
+    retention_timer_->data = this;
+    uint64_t every = uint64_t(config_.data_retention_monitor_interval.count());
+    uv_timer_start(retention_timer_, [](uv_timer_t* t) {
+      auto* node = static_cast<Node*>(t->data);
+      for (Database* db : node->store_->All()) db->EnforceRetention(node->config_.data_retention);
+    }, every, every);
+  }
+
   store_->Open([this, ready = std::move(ready)](Status st) {
     if (!st.ok()) return ready(st.Context("recover databases"));
     BecomeRole(ready);
@@ -117,6 +130,11 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
 
 void Node::Stop(std::function<void()> done) {
   stopping_ = true;
+  if (retention_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(retention_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    retention_timer_ = nullptr;
+  }
   if (replica_) replica_->Stop();
   if (watcher_) watcher_->Stop();
   auto remaining = std::make_shared<int>(2);

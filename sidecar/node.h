@@ -50,6 +50,7 @@ class Node {
   std::unique_ptr<DirWatcher> watcher_;
   std::unique_ptr<ReplicaClient> replica_;
   bool stopping_ = false;
+  uv_timer_t* retention_timer_ = nullptr;
   fs::UniqueFd data_dir_lock_;  // flock: one sidecar per data dir
 };
 

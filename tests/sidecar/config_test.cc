@@ -200,12 +200,27 @@ TEST_CASE("config: unknown keys are errors naming the full key and line") {
         "unknown config key \"proxy\" at line 4");
   CHECK(ParseError("dir: /d\nlease:\n  type: static\n  etcd:\n    endpoints: [a]\n") ==
         "unknown config key \"lease.etcd\" at line 4");
-  CHECK(ParseError("dir: /d\ndata:\n  retention: 10m\nlease:\n  type: static\n") ==
-        "unknown config key \"data.retention\" at line 3");
+  CHECK(ParseError("dir: /d\ndata:\n  retension: 10m\nlease:\n  type: static\n") ==
+        "unknown config key \"data.retension\" at line 3");
   CHECK(ParseError("dir: /d\nexec: app\nlease:\n  type: static\n") ==
         "unknown config key \"exec\" at line 2");
   CHECK(ParseError("dir: /d\nlog:\n  timestamp: true\nlease:\n  type: static\n") ==
         "unknown config key \"log.timestamp\" at line 3");
+}
+
+TEST_CASE("config: data.retention and its monitor interval") {
+  Result<Config> d = litefs::ParseConfig("dir: /d\nlease:\n  type: static\n", false);
+  REQUIRE(d.ok());
+  CHECK(d->data_retention == std::chrono::minutes(10));  // LiteFS's defaults
+  CHECK(d->data_retention_monitor_interval == std::chrono::minutes(1));
+  Result<Config> c = litefs::ParseConfig(
+      "dir: /d\ndata:\n  retention: 90s\n  retention-monitor-interval: 500ms\n"
+      "lease:\n  type: static\n", false);
+  REQUIRE_MESSAGE(c.ok(), c.message());
+  CHECK(c->data_retention == std::chrono::seconds(90));
+  CHECK(c->data_retention_monitor_interval == std::chrono::milliseconds(500));
+  CHECK(ParseError("dir: /d\ndata:\n  retention-monitor-interval: 0s\nlease:\n  type: static\n") ==
+        "data.retention-monitor-interval must be positive");
 }
 
 TEST_CASE("config: duplicate keys are errors") {
