@@ -71,15 +71,11 @@ void Database::SetPos(ltx::Pos pos) {
 }
 
 Status Database::WritePosFile(ltx::Pos pos, int64_t timestamp_ms) {
-  LITEFS_RETURN_IF_ERROR(fs::WriteFileAtomic(pos_path_, ltx::FormatPos(pos) + "\n",
-                                             /*sync=*/false, 0644));
   // LiteFS shows the LTX timestamp as the file's mtime.
-  struct timespec times[2];
-  times[0].tv_sec = timestamp_ms / 1000;
-  times[0].tv_nsec = (timestamp_ms % 1000) * 1000000;
-  times[1] = times[0];
-  utimensat(AT_FDCWD, pos_path_.c_str(), times, 0);
-  return Status();
+  struct timespec mtime;
+  mtime.tv_sec = timestamp_ms / 1000;
+  mtime.tv_nsec = (timestamp_ms % 1000) * 1000000;
+  return fs::WriteFileAtomic(pos_path_, ltx::FormatPos(pos) + "\n", /*sync=*/false, 0644, &mtime);
 }
 
 void Database::Finished(const Status& st, bool changed) {

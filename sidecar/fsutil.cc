@@ -39,16 +39,38 @@ Result<UniqueFd> Open(const std::string& path, int flags, int mode) {
   return UniqueFd(fd);
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view content, bool sync, int mode) {
+namespace {
+
+// The process umask, read once (umask() can only be read by setting it).
+mode_t ProcessUmask() {
+  static const mode_t mask = [] {
+    mode_t m = umask(0);
+    umask(m);
+    return m;
+  }();
+  return mask;
+}
+
+}  // namespace
+
+Status WriteFileAtomic(const std::string& path, std::string_view content, bool sync, int mode,
+                       const struct timespec* mtime) {
   static std::atomic<uint64_t> seq{0};
   std::string dir = Dirname(path);
   std::string tmp = dir + "/." + Basename(path) + ".tmp" + std::to_string(getpid()) + "." +
                     std::to_string(seq++);
   Result<UniqueFd> fd = Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
   if (!fd.ok()) return fd.status();
+  Status st;
   // The umask must not narrow what readers of these files may do.
-  if (fchmod(fd->get(), mode_t(mode)) != 0) return ErrnoError("chmod", tmp);
-  Status st = PwriteFull(fd->get(), content.data(), content.size(), 0);
+  if ((mode_t(mode) & ProcessUmask()) != 0 && fchmod(fd->get(), mode_t(mode)) != 0) {
+    st = ErrnoError("chmod", tmp);
+  }
+  if (st.ok()) st = PwriteFull(fd->get(), content.data(), content.size(), 0);
+  if (st.ok() && mtime) {
+    struct timespec times[2] = {*mtime, *mtime};
+    if (futimens(fd->get(), times) != 0) st = ErrnoError("set the time of", tmp);
+  }
   if (st.ok() && sync && fdatasync(fd->get()) != 0) st = ErrnoError("fsync", tmp);
   fd->Reset();
   if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError("rename", tmp);

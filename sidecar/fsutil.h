@@ -3,6 +3,8 @@
 // directory fsync, recursive mkdir, whole-file reads.
 #pragma once
 
+#include <time.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,9 +44,10 @@ class UniqueFd {
 Result<UniqueFd> Open(const std::string& path, int flags, int mode = 0644);
 
 // Replaces `path` with `content` atomically. With `sync`, the data and the
-// directory entry are durable when this returns.
+// directory entry are durable when this returns. `mtime`, if given, becomes
+// the file's modification time.
 Status WriteFileAtomic(const std::string& path, std::string_view content, bool sync,
-                       int mode = 0644);
+                       int mode = 0644, const struct timespec* mtime = nullptr);
 Result<std::string> ReadFile(const std::string& path);
 Status FsyncDir(const std::string& dir);
 Status MakeDirs(const std::string& path, int mode = 0755);
