@@ -14,6 +14,7 @@
 #include "sidecar/hot_journal.h"
 #include "sidecar/log.h"
 #include "sidecar/ltx_apply.h"
+#include "sidecar/wal_apply.h"
 #include "sidecar/sqlite_locks.h"
 #include "sidecar/wal_checkpointer.h"
 #include "ltx/checksum.h"
@@ -127,8 +128,11 @@ Status Database::RecoverJob() {
     logged = {ends->first.max_txid, ends->second.post_apply_checksum};
   }
 
-  // A crashed writer's hot journal is undone first, by SQLite itself.
+  // A crashed writer's hot journal is undone first, by SQLite itself; a
+  // WAL transaction written but never published becomes visible, as SQLite's
+  // recovery would make it, so readers see what the position will say.
   if (fs::Exists(db_path_ + "-journal")) LITEFS_RETURN_IF_ERROR(RollBackHotJournal(db_path_));
+  LITEFS_RETURN_IF_ERROR(PublishPendingWal(db_path_));
 
   // Hold the database still while reading it: SHARED stops rollback-mode
   // writers and a closing connection's checkpoint; the WAL freeze stops

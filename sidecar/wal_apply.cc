@@ -135,6 +135,54 @@ Status CheckpointAlone(const wal::Index& index, int db_fd, const std::string& db
   return index.WriteCheckpointInfo(info);
 }
 
+// Makes visible a transaction an earlier apply wrote completely (commit
+// frame included, synced) but died before publishing: its LTX is already in
+// the log and the position may say so, and the next append would otherwise
+// overwrite its frames — losing it while later transactions, whose page
+// images build on it, are applied. Holds: WRITE. Updates `h`.
+Status PublishUnpublished(const wal::Index& index, int wal_fd, WalIndexHeader& h) {
+  uint32_t after = h.mx_frame;
+  wal::Checksum chain{h.frame_cksum[0], h.frame_cksum[1]};
+  uint32_t salt1 = io::LoadBE32(h.salt), salt2 = io::LoadBE32(h.salt + 4);
+  uint32_t page_size = h.page_size();
+  bool big_endian = h.big_end_cksum;
+  if (after == 0) {
+    // The dead apply may have started a new WAL generation: follow the file.
+    uint8_t raw[wal::kHeaderSize];
+    Result<size_t> n = fs::PreadFull(wal_fd, raw, sizeof raw, 0);
+    if (!n.ok()) return n.status();
+    Result<wal::Header> wh = wal::Header::Decode(raw);
+    if (!wh.ok()) return Status();  // no valid WAL: nothing was written
+    // Same salts: the generation the index already knows, whose frames are
+    // all in the database; only a new generation can hold unpublished ones.
+    if (wh->salt1 == salt1 && wh->salt2 == salt2) return Status();
+    chain = wh->checksum;
+    salt1 = wh->salt1;
+    salt2 = wh->salt2;
+    page_size = wh->page_size;
+    big_endian = wh->big_endian();
+  }
+  if (page_size == 0) return Status();
+  Result<wal::Tail> tail = wal::ScanTail(wal_fd, page_size, after, chain, salt1, salt2, big_endian);
+  if (!tail.ok()) return tail.status();
+  if (tail->last_frame == after) return Status();
+  LITEFS_RETURN_IF_ERROR(index.Append(after + 1, tail->pgnos, after));
+  if (after == 0) {
+    io::StoreBE32(h.salt, salt1);
+    io::StoreBE32(h.salt + 4, salt2);
+    h.page_size_field = PageSizeField(page_size);
+    h.big_end_cksum = big_endian;
+  }
+  h.version = wal::kIndexVersion;
+  h.change++;
+  h.is_init = 1;
+  h.mx_frame = tail->last_frame;
+  h.n_page = tail->db_pages;
+  h.frame_cksum[0] = tail->checksum.s0;
+  h.frame_cksum[1] = tail->checksum.s1;
+  return index.WriteHeader(h);
+}
+
 // Starts the WAL over (SQLite's walRestartHdr) when every frame is in the
 // database and no reader uses the WAL: keeps the file from growing. Like
 // walRestartHdr, publishes the empty WAL (mxFrame 0) before READ1..4 are
@@ -161,6 +209,35 @@ Result<bool> TryRestart(const wal::Index& index, WalIndexHeader& h) {
 }
 
 }  // namespace
+
+Status PublishPendingWal(const std::string& db_path) {
+  if (!fs::Exists(db_path + "-shm") || !fs::Exists(db_path + "-wal")) return Status();
+  Result<fs::UniqueFd> shm = fs::Open(db_path + "-shm", O_RDWR);
+  if (!shm.ok()) return shm.status();
+  Result<bool> in_use = sqlite::IsLocked(shm->get(), F_WRLCK, sqlite::kShmDmsByte, 1);
+  if (!in_use.ok()) return in_use.status();
+  if (!*in_use) return Status();  // nobody uses the index: the next opener recovers from the file
+  shm->Reset();
+  Result<wal::Index> index = wal::Index::Open(db_path + "-shm", 0644);
+  if (!index.ok()) return index.status();
+  ShmByteLock dms(index->fd(), sqlite::kShmDmsByte);
+  Result<bool> shared = sqlite::TryLock(index->fd(), F_RDLCK, sqlite::kShmDmsByte, 1);
+  if (!shared.ok()) return shared.status();
+  if (!*shared) return Status();  // being initialised by an opener
+  dms.Adopt();
+  Result<bool> writer = sqlite::TryLock(index->fd(), F_WRLCK, sqlite::kShmWriteByte, 1);
+  if (!writer.ok()) return writer.status();
+  if (!*writer) return Status();
+  ShmByteLock write(index->fd(), sqlite::kShmWriteByte);
+  write.Adopt();
+  Result<wal::Index::HeaderState> hs = index->ReadHeader();
+  if (!hs.ok()) return hs.status();
+  if (!hs->valid) return Status();  // the next reader runs SQLite's recovery
+  Result<fs::UniqueFd> walf = fs::Open(db_path + "-wal", O_RDONLY);
+  if (!walf.ok()) return walf.status();
+  WalIndexHeader h = hs->header;
+  return PublishUnpublished(*index, walf->get(), h);
+}
 
 Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& ltx_path,
                                const VerifiedLtx& ltx, PageChecksums& checksums,
@@ -215,6 +292,7 @@ Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& lt
     if (!hs->valid) return Status::Error(db_path + "-shm: wal-index header stays invalid");
   }
   WalIndexHeader h = hs->header;
+  LITEFS_RETURN_IF_ERROR(PublishUnpublished(*index, wal_fd, h));
   if (h.mx_frame > 0 && h.page_size() != lh.page_size) {
     return Status::Error(db_path + ": page size changes from " + std::to_string(h.page_size()) +
                          " to " + std::to_string(lh.page_size) +

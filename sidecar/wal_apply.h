@@ -29,4 +29,13 @@ Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& lt
                                const VerifiedLtx& ltx, PageChecksums& checksums,
                                const ApplyOptions& options);
 
+// Recovery's part: if a transaction was written completely to the WAL but
+// its writer (an earlier apply, or an app's SQLite) died before publishing
+// it in the wal-index, publish it now — what SQLite's own recovery would do
+// once no process held the -shm — so that what readers see matches the WAL
+// file the position is computed from. Does nothing without a -shm in use,
+// or when another writer holds the WAL write lock (it will overwrite the
+// unpublished frames itself).
+Status PublishPendingWal(const std::string& db_path);
+
 }  // namespace litefs

@@ -91,6 +91,38 @@ void FrameHeader::Encode(uint8_t out[kFrameHeaderSize]) const {
   io::StoreBE32(out + 20, checksum.s1);
 }
 
+Result<Tail> ScanTail(int fd, uint32_t page_size, uint32_t after, Checksum checksum,
+                      uint32_t salt1, uint32_t salt2, bool big_endian) {
+  Tail out;
+  out.last_frame = after;
+  out.checksum = checksum;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return fs::ErrnoError("stat", "WAL");
+  std::vector<uint8_t> frame(kFrameHeaderSize + page_size);
+  std::vector<uint32_t> pending;
+  Checksum chain = checksum;
+  for (uint32_t i = after + 1;; i++) {
+    uint64_t off = FrameOffset(i, page_size);
+    if (off + frame.size() > uint64_t(st.st_size)) break;
+    Result<size_t> n = fs::PreadFull(fd, frame.data(), frame.size(), off);
+    if (!n.ok()) return n.status();
+    FrameHeader f = FrameHeader::Decode(frame.data());
+    if (f.pgno == 0 || f.salt1 != salt1 || f.salt2 != salt2) break;
+    chain = Update(chain, {frame.data(), 8}, big_endian);
+    chain = Update(chain, {frame.data() + kFrameHeaderSize, page_size}, big_endian);
+    if (chain != f.checksum) break;
+    pending.push_back(f.pgno);
+    if (f.commit != 0) {
+      out.pgnos.insert(out.pgnos.end(), pending.begin(), pending.end());
+      pending.clear();
+      out.last_frame = i;
+      out.db_pages = f.commit;
+      out.checksum = chain;
+    }
+  }
+  return out;
+}
+
 Result<Committed> ScanCommitted(int fd, uint32_t stop_after) {
   Committed out;
   struct stat st;

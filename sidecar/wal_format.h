@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "ltx/status.h"
 
@@ -66,6 +67,19 @@ struct Committed {
   Checksum checksum;         // running checksum after that frame
   std::unordered_map<uint32_t, uint32_t> frames;  // pgno -> latest committed frame
 };
+
+// The committed frames that follow frame `after` (0: from the start), given
+// the running checksum and salts at that point: their page numbers in frame
+// order up to the last valid commit frame, what that frame commits, and the
+// checksum after it. Empty (last_frame == after) when none follows.
+struct Tail {
+  uint32_t last_frame = 0;
+  uint32_t db_pages = 0;
+  Checksum checksum;
+  std::vector<uint32_t> pgnos;  // of frames after+1 .. last_frame
+};
+Result<Tail> ScanTail(int fd, uint32_t page_size, uint32_t after, Checksum checksum,
+                      uint32_t salt1, uint32_t salt2, bool big_endian);
 
 // Scans `fd` (the WAL) from the start. A missing or short header means an
 // empty WAL (last_frame 0, header page_size 0). If `stop_after` is non-zero

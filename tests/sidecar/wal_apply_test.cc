@@ -318,13 +318,13 @@ struct Cluster {
     return s + "COMMIT";
   }
 
-  // Runs the next transaction on the primary and captures it as an LTX
-  // file, as Database::CaptureWal does.
-  const State& Next() {
+  // Runs the next transaction on the primary (`sql`, or StepSql) and
+  // captures it as an LTX file, as Database::CaptureWal does.
+  const State& Next(const std::string& sql = "") {
     const uint64_t txid = states.size();
     const std::string wal_path = primary + "-wal";
     wal::Committed before = ScanWal(wal_path);
-    conn->Exec(StepSql(txid));
+    conn->Exec(sql.empty() ? StepSql(txid) : sql);
     wal::Committed after = ScanWal(wal_path);
     REQUIRE(after.last_frame > 0);
     const bool same = before.last_frame > 0 && before.header.salt1 == after.header.salt1 &&
@@ -715,33 +715,47 @@ TEST_CASE("wal_apply: a crash before the header is published shows no partial tr
     c.CheckReplicaIs(4);
   }
 
-  SUBCASE("a whole unpublished transaction and its hash entries, a reader on the -shm") {
+  SUBCASE("a complete transaction written but never published, a reader on the -shm") {
+    // What an apply that dies after syncing its commit frame (TXID 5) and
+    // before publishing leaves; its LTX is in the log, so the position may
+    // already say 5. The next apply (TXID 6, other pages) must publish it
+    // rather than overwrite it, or TXID 5's change is lost for good.
+    c.Next("UPDATE t SET v = v + 5 WHERE a = 1150");
+    c.Next("UPDATE t SET v = v + 1 WHERE a = 1");
     ReaderChild r(c.replica);
     CHECK(r.Ok('s') == c.states[1].total);
-    c.Apply(2);
-    // Another transaction's pages (TXID 4's, on top of TXID 2: not a
-    // state the primary ever had), fully written and indexed, unpublished.
-    auto pages = LtxPages(c.states[4].ltx_path);
-    Result<VerifiedLtx> v4 = ReadAndVerifyLtx(c.states[4].ltx_path);
-    REQUIRE(v4.ok());
-    WriteUnpublishedFrames(c.replica, pages, v4->header.commit, /*index=*/true);
-    CHECK(r.Ok('b') == c.states[2].total);
-    CHECK(r.Ok('q') == "ok");
+    for (uint64_t t = 2; t <= 4; t++) c.Apply(t);
+    auto pages = LtxPages(c.states[5].ltx_path);
+    Result<VerifiedLtx> v5 = ReadAndVerifyLtx(c.states[5].ltx_path);
+    REQUIRE(v5.ok());
+    WriteUnpublishedFrames(c.replica, pages, v5->header.commit, /*index=*/true);
+    CHECK(r.Ok('b') == c.states[4].total);  // not visible yet
     CHECK(r.Ok('c').empty());
-    {
-      ReaderChild other(c.replica);  // a new connection trusts the published header
-      CHECK(other.Ok('s') == c.states[2].total);
-    }
-    // The next apply overwrites them.
-    c.Apply(3);
-    CHECK(r.Ok('b') == c.states[3].total);
+    // The sidecar restarts: its table comes from the WAL file (TXID 5).
+    Reload(c.replica_cs, c.replica);
+    CHECK(c.replica_cs.value() == c.states[5].pos.checksum);
+    c.Apply(6);
+    CHECK(r.Ok('b') == c.states[6].total);
     CHECK(r.Ok('q') == "ok");
-    CHECK(SameDump(r.Ok('d'), c.states[3].dump));
+    CHECK(SameDump(r.Ok('d'), c.states[6].dump));
     CHECK(r.Ok('c').empty());
-    c.Apply(4);
-    CHECK(r.Ok('s') == c.states[4].total);
     r.Stop();
-    c.CheckReplicaIs(4);
+    c.CheckReplicaIs(6);
+  }
+
+  SUBCASE("recovery publishes a complete unpublished transaction for the readers") {
+    ReaderChild r(c.replica);
+    c.Apply(2);
+    auto pages = LtxPages(c.states[3].ltx_path);
+    Result<VerifiedLtx> v3 = ReadAndVerifyLtx(c.states[3].ltx_path);
+    REQUIRE(v3.ok());
+    WriteUnpublishedFrames(c.replica, pages, v3->header.commit, /*index=*/false);
+    CHECK(r.Ok('s') == c.states[2].total);
+    REQUIRE(PublishPendingWal(c.replica).ok());
+    CHECK(r.Ok('s') == c.states[3].total);  // what the position (3) says
+    CHECK(r.Ok('q') == "ok");
+    r.Stop();
+    c.CheckReplicaIs(3);
   }
 }
 
