@@ -35,35 +35,32 @@ int Register(const SqliteApi& api, char** errmsg) {
   return SQLITE_OK;
 }
 
+// sqlite3_api_routines and litefs_sqlite_functions name the functions alike.
+template <typename Table>
+SqliteApi ApiFrom(const Table& t) {
+  SqliteApi api;
+  api.vfs_find = t.vfs_find;
+  api.vfs_register = t.vfs_register;
+  api.log = t.log;
+  api.mprintf = t.mprintf;
+  api.free = t.free;
+  api.open = t.open;
+  api.open_v2 = t.open_v2;
+  api.open16 = t.open16;
+  api.database_file_object = t.database_file_object;
+  return api;
+}
+
 }  // namespace
 }  // namespace litefs::vfs
 
 LITEFS_EXPORT int sqlite3_litefs_init(sqlite3*, char** errmsg, const sqlite3_api_routines* r) {
-  litefs::vfs::SqliteApi api;
-  api.vfs_find = r->vfs_find;
-  api.vfs_register = r->vfs_register;
-  api.log = r->log;
-  api.mprintf = r->mprintf;
-  api.free = r->free;
-  api.open = r->open;
-  api.open_v2 = r->open_v2;
-  api.open16 = r->open16;
-  api.database_file_object = r->database_file_object;
-  int rc = litefs::vfs::Register(api, errmsg);
+  int rc = litefs::vfs::Register(litefs::vfs::ApiFrom(*r), errmsg);
   return rc == SQLITE_OK ? SQLITE_OK_LOAD_PERMANENTLY : rc;
 }
 
 LITEFS_EXPORT int litefs_register_vfs(const litefs_sqlite_functions* f) {
-  litefs::vfs::SqliteApi api;
-  api.vfs_find = f->vfs_find;
-  api.vfs_register = f->vfs_register;
-  api.log = f->log;
-  api.mprintf = f->mprintf;
-  api.free = f->free;
-  api.open = f->open;
-  api.open_v2 = f->open_v2;
-  api.open16 = f->open16;
-  api.database_file_object = f->database_file_object;
+  litefs::vfs::SqliteApi api = litefs::vfs::ApiFrom(*f);
   if (!api.complete()) return SQLITE_MISUSE;
   return litefs::vfs::Register(api, nullptr);
 }

@@ -5,24 +5,12 @@
  * Prints "tx_per_s <n>" and "tx <count>". Run once on a plain path (vanilla
  * SQLite) and once under LD_PRELOAD=liblitefs.so on a managed path; the
  * ratio is what scripts/bench reports. */
-#define _POSIX_C_SOURCE 200809L
+#include "bench_util.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void check(int rc, sqlite3 *db, const char *what) {
-  if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    fprintf(stderr, "%s: %s\n", what, sqlite3_errmsg(db));
-    exit(1);
-  }
-}
 
 int main(int argc, char **argv) {
   if (argc != 5) {
@@ -30,25 +18,25 @@ int main(int argc, char **argv) {
     return 2;
   }
   sqlite3 *db;
-  check(sqlite3_open(argv[1], &db), db, "open");
+  bench_check(sqlite3_open(argv[1], &db), db, "open");
   sqlite3_busy_timeout(db, 10000);
   char sql[256];
   snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s; PRAGMA synchronous=%s;", argv[2], argv[3]);
-  check(sqlite3_exec(db, sql, 0, 0, 0), db, "pragmas");
-  check(sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)", 0, 0, 0),
+  bench_check(sqlite3_exec(db, sql, 0, 0, 0), db, "pragmas");
+  bench_check(sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)", 0, 0, 0),
         db, "create");
   sqlite3_stmt *ins;
-  check(sqlite3_prepare_v2(db, "INSERT INTO t(v) VALUES (?)", -1, &ins, 0), db, "prepare");
+  bench_check(sqlite3_prepare_v2(db, "INSERT INTO t(v) VALUES (?)", -1, &ins, 0), db, "prepare");
   double seconds = atof(argv[4]);
-  double start = now(), end = start + seconds;
+  double start = bench_now(), end = start + seconds;
   long n = 0;
-  while (now() < end) {
+  while (bench_now() < end) {
     sqlite3_bind_text(ins, 1, "a small row of benchmark data", -1, SQLITE_STATIC);
-    check(sqlite3_step(ins), db, "insert");
+    bench_check(sqlite3_step(ins), db, "insert");
     sqlite3_reset(ins);
     n++;
   }
-  double elapsed = now() - start;
+  double elapsed = bench_now() - start;
   printf("tx %ld\ntx_per_s %.1f\n", n, n / elapsed);
   sqlite3_finalize(ins);
   sqlite3_close(db);

@@ -4,17 +4,12 @@
  *
  * Fills nothing: the database must hold table t(id INTEGER PRIMARY KEY, v)
  * (commit_bench makes one). Prints "q_per_s <n>". */
-#define _POSIX_C_SOURCE 200809L
+#include "bench_util.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv) {
   if (argc != 3) {
@@ -36,10 +31,10 @@ int main(int argc, char **argv) {
   sqlite3_finalize(max);
   sqlite3_prepare_v2(db, "SELECT v FROM t WHERE id = ?", -1, &q, 0);
   double seconds = atof(argv[2]);
-  double start = now(), end = start + seconds;
+  double start = bench_now(), end = start + seconds;
   long n = 0;
   unsigned seed = 1;
-  while (now() < end) {
+  while (bench_now() < end) {
     for (int i = 0; i < 100; i++) {
       seed = seed * 1103515245u + 12345u;
       sqlite3_bind_int64(q, 1, 1 + (long)(seed % (unsigned)(rows ? rows : 1)));
@@ -48,7 +43,7 @@ int main(int argc, char **argv) {
     }
     n += 100;
   }
-  printf("q_per_s %.1f\n", n / (now() - start));
+  printf("q_per_s %.1f\n", n / (bench_now() - start));
   sqlite3_finalize(q);
   sqlite3_close(db);
   return 0;

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+import bank
+
 from litefs_cluster import PYTHON, logical_bytes, logical_checksum
 
 
@@ -90,44 +92,6 @@ def test_wal_with_exclusive_locking_is_refused(cluster):
     assert "locking_mode=EXCLUSIVE is not supported in WAL mode" in res.stderr
 
 
-READER = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=10)
-deadline = time.monotonic() + float(sys.argv[2])
-reads = bad = errors = 0
-seen = set()
-while time.monotonic() < deadline:
-    try:
-        total, version = db.execute("SELECT sum(bal), max(v) FROM acct, ver").fetchone()
-    except sqlite3.Error as e:
-        errors += 1
-        print("error", e, flush=True)
-        continue
-    reads += 1
-    if total != 100000:
-        bad += 1
-    seen.add(version)
-print("reads", reads, "bad", bad, "errors", errors, "versions", len(seen), flush=True)
-"""
-
-WRITER = """
-import random, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-deadline = time.monotonic() + float(sys.argv[2])
-rng = random.Random(7)
-n = 0
-while time.monotonic() < deadline:
-    a, b = rng.randint(1, 1000), rng.randint(1, 1000)
-    db.execute("BEGIN")
-    db.execute("UPDATE acct SET bal = bal - 1 WHERE id = ?", (a,))
-    db.execute("UPDATE acct SET bal = bal + 1 WHERE id = ?", (b,))
-    db.execute("UPDATE ver SET v = v + 1")
-    db.execute("COMMIT")
-    n += 1
-print("commits", n, flush=True)
-"""
-
-
 @pytest.mark.parametrize("mode", ["WAL", "DELETE"])
 def test_replica_readers_see_whole_transactions(cluster, mode):
     """Bank transfers on the primary (the total never changes) while readers
@@ -135,30 +99,26 @@ def test_replica_readers_see_whole_transactions(cluster, mode):
     one sqlite3 CLI — query in a loop: never a wrong total, never an error,
     and each sees new versions arrive."""
     p, r = cluster.primary, cluster.replica
-    p.sqlite("app.db", f"PRAGMA journal_mode={mode}; "
-                       "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INT, pad BLOB);"
-                       "INSERT INTO acct SELECT value, 100, randomblob(300) FROM generate_series(1, 1000);"
-                       "CREATE TABLE ver(v INT); INSERT INTO ver VALUES (0);")
+    p.sqlite("app.db", f"PRAGMA journal_mode={mode}; {bank.SETUP_SQL}")
     cluster.wait_replicated("app.db")
     seconds = "4"
     env_plain = {k: v for k, v in r.env().items() if k != "LD_PRELOAD"}
-    readers = [subprocess.Popen([PYTHON, "-c", READER, str(r.path("app.db")), seconds],
+    readers = [subprocess.Popen([PYTHON, "-c", bank.READER, str(r.path("app.db")), seconds],
                                 env=env, stdout=subprocess.PIPE, text=True)
                for env in (r.env(), r.env(), env_plain)]
     cli_script = ".timeout 10000\n" + "SELECT sum(bal) FROM acct;\n" * 3000
     cli = subprocess.Popen(["sqlite3", str(r.path("app.db"))], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    writer = subprocess.run([PYTHON, "-c", WRITER, str(p.path("app.db")), seconds],
+    writer = subprocess.run([PYTHON, "-c", bank.WRITER, str(p.path("app.db")), seconds],
                             env=p.env(), capture_output=True, text=True, timeout=60)
     assert writer.returncode == 0, writer.stderr
     cli_out, cli_err = cli.communicate(cli_script, timeout=120)
     for proc in readers:
         out, _ = proc.communicate(timeout=60)
-        last = out.strip().splitlines()[-1].split()
-        stats = dict(zip(last[0::2], map(int, last[1::2])))
+        stats = bank.reader_stats(out)
         assert stats["bad"] == 0 and stats["errors"] == 0, out
         assert stats["reads"] > 0 and stats["versions"] > 1, out
-    assert set(cli_out.split()) == {"100000"}, cli_err
+    assert set(cli_out.split()) == {str(bank.TOTAL)}, cli_err
     assert cli_err == ""
     assert_converged(cluster, "app.db")
 

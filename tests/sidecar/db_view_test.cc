@@ -53,16 +53,7 @@ std::span<const uint8_t> Page(const std::vector<uint8_t>& bytes, uint32_t pgno, 
 }
 
 // A WAL-mode database that never checkpoints; the connection stays open.
-struct WalDb {
-  explicit WalDb(const std::string& p, int page_size) : path(p), db(p) {
-    db.Exec("PRAGMA page_size=" + std::to_string(page_size));
-    db.Exec("PRAGMA journal_mode=WAL");
-    db.Exec("PRAGMA wal_autocheckpoint=0");
-    db.Exec("PRAGMA synchronous=OFF");
-  }
-  std::string path;
-  Sqlite db;
-};
+using test::WalDb;
 
 void CheckViewEqualsCopy(const std::string& db_path, const std::string& copy_path,
                          uint32_t page_size, uint32_t stop_after = 0,

@@ -152,4 +152,16 @@ inline std::vector<wire::ByteRange> ChangedRanges(const std::vector<uint8_t>& be
   return out;
 }
 
+// A WAL-mode database that never checkpoints; the connection stays open.
+struct WalDb {
+  explicit WalDb(const std::string& p, int page_size = 4096) : path(p), db(p) {
+    db.Exec("PRAGMA page_size=" + std::to_string(page_size));
+    db.Exec("PRAGMA journal_mode=WAL");
+    db.Exec("PRAGMA wal_autocheckpoint=0");
+    db.Exec("PRAGMA synchronous=OFF");
+  }
+  std::string path;
+  Sqlite db;
+};
+
 }  // namespace litefs::test

@@ -99,18 +99,7 @@ Committed Scan(const std::string& path, uint32_t stop_after = 0) {
   return std::move(c).value();
 }
 
-// A WAL-mode database whose connection stays open (so the -wal survives)
-// and never checkpoints.
-struct WalDb {
-  explicit WalDb(const std::string& p, int page_size = 4096) : path(p), db(p) {
-    db.Exec("PRAGMA page_size=" + std::to_string(page_size));
-    db.Exec("PRAGMA journal_mode=WAL");
-    db.Exec("PRAGMA wal_autocheckpoint=0");
-    db.Exec("PRAGMA synchronous=OFF");
-  }
-  std::string path;
-  Sqlite db;
-};
+using test::WalDb;
 
 // Several transactions of various sizes, some touching the same pages again.
 void WriteSeveral(Sqlite& db) {
