@@ -71,7 +71,16 @@ void Database::SetPos(ltx::Pos pos) {
   pos_ = pos;
 }
 
+int64_t Database::pos_timestamp_ms() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pos_timestamp_ms_;
+}
+
 Status Database::WritePosFile(ltx::Pos pos, int64_t timestamp_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pos_timestamp_ms_ = timestamp_ms;
+  }
   // LiteFS shows the LTX timestamp as the file's mtime.
   struct timespec mtime;
   mtime.tv_sec = timestamp_ms / 1000;

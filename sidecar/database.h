@@ -54,6 +54,8 @@ class Database {
   const std::string& db_path() const { return db_path_; }
   LtxLog& log() { return log_; }
   ltx::Pos pos() const;  // thread-safe
+  // Timestamp (ms since the epoch) of the LTX file behind the position.
+  int64_t pos_timestamp_ms() const;
 
   // Loop thread: true once recovery succeeded and until a failure that
   // needs another recovery; `problem()` says why not.
@@ -138,6 +140,7 @@ class Database {
 
   mutable std::mutex mu_;
   ltx::Pos pos_;  // guarded by mu_
+  int64_t pos_timestamp_ms_ = 0;  // guarded by mu_
 
   // Loop thread.
   State state_ = State::kRecovering;

@@ -120,6 +120,11 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
     replica_->Start();
     log::Info("this node is a replica", {{"primary", config_.lease.advertise_url}});
   }
+  lag_file_ = std::make_unique<LagFile>(loop_, config_.dir + "/.lag", [this]() -> int64_t {
+    if (store_->is_primary()) return 0;
+    return replica_ ? replica_->last_primary_timestamp_ms() : -1;
+  });
+  lag_file_->Start();
   commits_ = std::make_unique<CommitServer>(loop_, *store_);
   std::string socket = config_.dir + "/" + wire::kSocketName;
   Status st = commits_->Listen(socket);
@@ -137,6 +142,7 @@ void Node::Stop(std::function<void()> done) {
   }
   if (replica_) replica_->Stop();
   if (watcher_) watcher_->Stop();
+  if (lag_file_) lag_file_->Stop();
   auto remaining = std::make_shared<int>(2);
   auto finish = [this, remaining, done = std::move(done)] {
     if (--*remaining > 0) return;

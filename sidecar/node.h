@@ -15,6 +15,7 @@
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
 #include "sidecar/dir_watcher.h"
+#include "sidecar/lag_file.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/node_api.h"
 #include "sidecar/replica_client.h"
@@ -48,6 +49,7 @@ class Node {
   std::unique_ptr<NodeApi> api_;
   std::unique_ptr<CommitServer> commits_;
   std::unique_ptr<DirWatcher> watcher_;
+  std::unique_ptr<LagFile> lag_file_;
   std::unique_ptr<ReplicaClient> replica_;
   bool stopping_ = false;
   uv_timer_t* retention_timer_ = nullptr;

@@ -186,6 +186,8 @@ void ReplicaClient::ApplyReceivedFile() {
       Fail("cannot apply LTX for " + db->name() + ": " + st.message());
       return;
     }
+    // LiteFS's lag clock: after READY, applied files advance it too.
+    if (ready_) last_primary_ms_ = std::max(last_primary_ms_, db->pos_timestamp_ms());
     // Continue with what arrived after this frame, then with curl.
     std::string rest = std::move(pending_);
     pending_.clear();

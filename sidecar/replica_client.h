@@ -42,6 +42,9 @@ class ReplicaClient {
   bool connected() const { return connected_; }
   // READY received at least once (initial catch-up done).
   bool ready() const { return ready_; }
+  // LiteFS's "last primary timestamp" (§2.8): the latest heartbeat, or
+  // after READY the timestamp of the latest applied LTX file; -1 before the
+  // first heartbeat. Kept across disconnects, so lag grows while cut off.
   int64_t last_primary_timestamp_ms() const { return last_primary_ms_; }
   void SetOnReady(std::function<void()> fn) { on_ready_ = std::move(fn); }
 

@@ -235,3 +235,21 @@ def test_commit_outside_litefs_is_not_lost(cluster):
     assert r.sqlite("app.db", "SELECT group_concat(x) FROM t").stdout.strip() == "1,3"
     assert r.sqlite("app.db", "SELECT y FROM t2").stdout.strip() == "outside"
     assert "changed outside litefs" in p.log_text()
+
+
+def test_lag_file(cluster):
+    """<dir>/.lag as LiteFS prints it (printf "%+010d\\n" milliseconds: 11
+    bytes up to +999999999); zero on the primary; small on a connected
+    replica; growing once the primary is gone (the replica keeps its last
+    primary timestamp)."""
+    p, r = cluster.primary, cluster.replica
+    wait_for(lambda: (p.dir / ".lag").exists(), what=".lag on the primary")
+    assert (p.dir / ".lag").read_text() == "+000000000\n"
+
+    def replica_lag():
+        text = (r.dir / ".lag").read_text()
+        assert re.fullmatch(r"[+-]\d{9}\n", text), text
+        return int(text)
+    wait_for(lambda: replica_lag() < 3000, what="a small lag on the replica")
+    p.stop()
+    wait_for(lambda: replica_lag() > 2500, timeout=10, what="the lag to grow without a primary")
