@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -458,6 +459,40 @@ void Database::MakeSnapshot(std::string path, std::function<void(Result<Snapshot
   snapshot_strand_.Post(
       [this, result, path = std::move(path)] { *result = SnapshotJob(path); },
       [result, done = std::move(done)] { done(std::move(*result)); });
+}
+
+void Database::Export(std::string path, std::function<void(Result<uint64_t>)> done) {
+  auto result = std::make_shared<Result<uint64_t>>(Status::Error("not run"));
+  snapshot_strand_.Post([this, result, path = std::move(path)] { *result = ExportJob(path); },
+                        [result, done = std::move(done)] { done(std::move(*result)); });
+}
+
+Result<uint64_t> Database::ExportJob(const std::string& path) {
+  Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
+  if (!fd.ok()) return fd.status();
+  Result<sqlite::SharedLock> lock = sqlite::SharedLock::Acquire(fd->get(), kReadLockTimeout, db_path_);
+  if (!lock.ok()) return lock.status();
+  Result<sqlite::WalFreeze> freeze = sqlite::WalFreeze::Acquire(db_path_, kReadLockTimeout);
+  if (!freeze.ok()) return freeze.status();
+  Result<DbView> view = DbView::Open(db_path_);
+  if (!view.ok()) return view.status();
+  Result<fs::UniqueFd> out = fs::Open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (!out.ok()) return out.status();
+  const uint32_t ps = view->page_size();
+  std::vector<uint8_t> page(ps);
+  const uint32_t lock_pgno = ltx::LockPgno(ps);
+  io::FdWriter direct(out->get());
+  io::BufferedWriter w(direct, 1 << 20);
+  for (uint32_t pgno = 1; pgno <= view->page_count(); pgno++) {
+    if (pgno == lock_pgno) {
+      std::fill(page.begin(), page.end(), 0);  // never holds data
+    } else {
+      LITEFS_RETURN_IF_ERROR(view->ReadPage(pgno, page));
+    }
+    LITEFS_RETURN_IF_ERROR(w.Write(page));
+  }
+  LITEFS_RETURN_IF_ERROR(w.Flush());
+  return uint64_t(view->page_count()) * ps;
 }
 
 Result<SnapshotFile> Database::SnapshotJob(const std::string& path) {

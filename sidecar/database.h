@@ -92,6 +92,11 @@ class Database {
   // Deletes LTX files older than `retention` (the newest always stays).
   void EnforceRetention(std::chrono::milliseconds retention);
 
+  // Writes the database as a plain SQLite file (what SQLite sees: the file
+  // overlaid with its committed WAL frames) to `path`, under the same locks
+  // as a snapshot. Works on replicas too (/export, backups).
+  void Export(std::string path, std::function<void(Result<uint64_t>)> done);
+
   // Primary: writes a snapshot of the current database to `path`.
   void MakeSnapshot(std::string path, std::function<void(Result<SnapshotFile>)> done);
 
@@ -106,6 +111,7 @@ class Database {
                                    const LtxWriteOptions& opts);
   Status ApplyJob(const std::string& tmp_path);
   Result<SnapshotFile> SnapshotJob(const std::string& path);
+  Result<uint64_t> ExportJob(const std::string& path);
   // True (and logged) if `fd` is not the file the last capture saw.
   bool ReplacedFile(int fd);
   Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);

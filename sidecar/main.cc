@@ -1,6 +1,7 @@
 // `litefs`: the sidecar daemon and its command line.
 //
 //   litefs run [-config PATH]   run the node (recover, replicate, serve commits)
+//   litefs export -name DB ...  download a database from a node
 //   litefs version              print the version and commit
 //
 // Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "litefs_version.h"
+#include "sidecar/cli_export.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
 #include "sidecar/log.h"
@@ -34,6 +36,9 @@ void PrintUsage(FILE* out) {
           "  litefs run [-config PATH]   run this node: recover its databases, take its role\n"
           "                              (static lease: candidate = primary), replicate, and\n"
           "                              serve commits from apps using liblitefs.so\n"
+          "  litefs export -name DB [-url URL] PATH\n"
+          "                              download a database from a node (default URL\n"
+          "                              http://localhost:20202) into PATH, e.g. for a backup\n"
           "  litefs version              print the version\n"
           "  litefs help                 show this text\n"
           "\n"
@@ -155,6 +160,7 @@ int main(int argc, char** argv) {
   std::string cmd = args[0];
   args.erase(args.begin());
   if (cmd == "run") return Run(args);
+  if (cmd == "export") return litefs::ExportMain(args);
   if (cmd == "internal-checkpoint" && args.size() == 1) {
     return litefs::WalCheckpointer::CheckpointMain(args[0]);
   }

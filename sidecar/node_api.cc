@@ -1,10 +1,13 @@
 // See node_api.h.
 #include "sidecar/node_api.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
 
+#include "sidecar/file_pump.h"
 #include "sidecar/log.h"
 #include "sidecar/stream_protocol.h"
 
@@ -50,6 +53,10 @@ void NodeApi::Handle(std::shared_ptr<http::Exchange> ex) {
     if (req.method != "POST") return PlainError(*ex, 405, "method not allowed");
     return HandleStream(std::move(ex));
   }
+  if (path == "/export") {
+    if (req.method != "GET") return PlainError(*ex, 405, "method not allowed");
+    return HandleExport(std::move(ex));
+  }
   PlainError(*ex, 404, "404 page not found");
 }
 
@@ -75,6 +82,46 @@ void NodeApi::HandleInfo(http::Exchange& ex) {
   }
   j["dbs"] = std::move(dbs);
   ex.Respond(200, {{"Content-Type", "application/json"}}, j.dump(2) + "\n");
+}
+
+void NodeApi::HandleExport(std::shared_ptr<http::Exchange> ex) {
+  std::optional<std::string> name = ex->request().QueryParam("name");
+  if (!name || name->empty()) return PlainError(*ex, 400, "name required");
+  Database* db = store_.Find(*name);
+  if (!db) return PlainError(*ex, 404, "database not found");
+  std::string tmp = db->log().NewTempPath();
+  db->Export(tmp, [this, ex, tmp](Result<uint64_t> size) {
+    if (!size.ok()) {
+      unlink(tmp.c_str());
+      return PlainError(*ex, 500, size.message());
+    }
+    if (ex->closed()) {
+      unlink(tmp.c_str());
+      return;
+    }
+    ex->StartResponse(200, {{"Content-Type", "application/octet-stream"},
+                            {"Content-Length", std::to_string(*size)}});
+    Result<FilePump*> pump = FilePump::Start(
+        loop_, tmp, /*remove_after=*/true,
+        [ex](std::span<const uint8_t> piece, std::function<void()> next) {
+          (void)ex->WriteBody(std::string(reinterpret_cast<const char*>(piece.data()), piece.size()),
+                              [ex, next](Status st) {
+                                if (st.ok() && !ex->closed()) next();
+                              });
+        },
+        [ex](Status st) {
+          if (!st.ok()) log::Error("export failed", {{"error", st.message()}});
+          ex->EndResponse();
+        });
+    if (!pump.ok()) {
+      unlink(tmp.c_str());
+      ex->EndResponse();
+      return;
+    }
+    // A client that leaves stops the pump.
+    FilePump* p = *pump;
+    ex->OnClose([p] { p->Cancel(); });
+  });
 }
 
 void NodeApi::HandleStream(std::shared_ptr<http::Exchange> ex) {

@@ -1,5 +1,6 @@
 // The node API on `http.addr` (LiteFS's port 20202): POST /stream for
-// replicas and GET /info, on the shared HTTP layer. Every response carries
+// replicas, GET /info, and GET /export?name= (the database as a plain SQLite
+// file, for backups), on the shared HTTP layer. Every response carries
 // Litefs-Id (and Litefs-Cluster-Id once known), as LiteFS's do.
 #pragma once
 
@@ -38,6 +39,7 @@ class NodeApi {
   void Handle(std::shared_ptr<http::Exchange> ex);
   void HandleInfo(http::Exchange& ex);
   void HandleStream(std::shared_ptr<http::Exchange> ex);
+  void HandleExport(std::shared_ptr<http::Exchange> ex);
 
   uv_loop_t* loop_;
   Store& store_;

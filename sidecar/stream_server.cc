@@ -14,7 +14,6 @@ namespace litefs {
 namespace {
 
 constexpr uint64_t kHeartbeatMs = 1000;
-constexpr size_t kPieceSize = 64 * 1024;
 
 int64_t NowMs() {
   struct timeval tv;
@@ -23,21 +22,6 @@ int64_t NowMs() {
 }
 
 }  // namespace
-
-// One LTX file being streamed: read asynchronously piece by piece.
-struct StreamSession::FileSend {
-  uv_fs_t req;
-  StreamSession* session = nullptr;
-  std::string db;
-  std::string path;
-  ltx::Pos after;
-  bool remove_after = false;
-  int fd = -1;
-  uint64_t offset = 0;
-  std::vector<uint8_t> buf = std::vector<uint8_t>(kPieceSize);
-  bool reading = false;  // a uv_fs request is in flight
-  bool orphaned = false; // the session went away during a read
-};
 
 StreamSession::StreamSession(uv_loop_t* loop, Store& store,
                              std::shared_ptr<http::Exchange> exchange,
@@ -57,15 +41,7 @@ StreamSession::~StreamSession() {
   if (subscription_) store_.Unsubscribe(subscription_);
   uv_close(reinterpret_cast<uv_handle_t*>(heartbeat_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-  if (file_) {
-    if (file_->reading) {
-      file_->orphaned = true;  // freed by its read callback
-      file_.release();
-    } else if (file_->fd >= 0) {
-      close(file_->fd);
-      if (file_->remove_after) unlink(file_->path.c_str());
-    }
-  }
+  if (pump_) pump_->Cancel();
 }
 
 void StreamSession::Start() {
@@ -180,65 +156,33 @@ bool StreamSession::Serve(const std::string& name) {
 
 void StreamSession::SendFile(const std::string& db, const std::string& path, ltx::Pos after,
                              bool remove_after) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    Finish("open " + path + ": " + strerror(errno));
-    return;
-  }
   busy_ = true;
-  file_ = std::make_unique<FileSend>();
-  file_->session = this;
-  file_->db = db;
-  file_->path = path;
-  file_->after = after;
-  file_->remove_after = remove_after;
-  file_->fd = fd;
   std::string head;
   stream::AppendLtxBegin(head, db);
-  Write(std::move(head), [this] { ReadNextPiece(); });
-}
-
-void StreamSession::ReadNextPiece() {
-  FileSend* f = file_.get();
-  f->reading = true;
-  f->req.data = f;
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(f->buf.data()), unsigned(f->buf.size()));
-  uv_fs_read(loop_, &f->req, f->fd, &buf, 1, int64_t(f->offset), [](uv_fs_t* req) {
-    auto* f = static_cast<FileSend*>(req->data);
-    ssize_t n = req->result;
-    uv_fs_req_cleanup(req);
-    f->reading = false;
-    if (f->orphaned) {
-      close(f->fd);
-      if (f->remove_after) unlink(f->path.c_str());
-      delete f;
-      return;
-    }
-    StreamSession* s = f->session;
-    if (n < 0) {
-      s->Finish("read " + f->path + ": " + uv_strerror(int(n)));
-      return;
-    }
-    if (n > 0) {
-      f->offset += uint64_t(n);
-      std::string bytes;
-      stream::AppendLtxChunks(bytes, {f->buf.data(), size_t(n)});
-      s->Write(std::move(bytes), [s] { s->ReadNextPiece(); });
-      return;
-    }
-    // End of file: close the frame, then the HWM frame LiteFS sends after it.
-    std::string bytes;
-    stream::AppendLtxEnd(bytes);
-    stream::AppendHwm(bytes, 0, f->db);
-    s->replica_[f->db] = f->after;
-    s->dirty_.insert(f->db);  // there may be more to send for it
-    close(f->fd);
-    if (f->remove_after) unlink(f->path.c_str());
-    s->file_.reset();
-    s->Write(std::move(bytes), [s] {
-      s->busy_ = false;
-      s->Pump();
-    });
+  Write(std::move(head), [this, db, path, after, remove_after] {
+    Result<FilePump*> pump = FilePump::Start(
+        loop_, path, remove_after,
+        [this](std::span<const uint8_t> piece, std::function<void()> next) {
+          std::string bytes;
+          stream::AppendLtxChunks(bytes, piece);
+          Write(std::move(bytes), std::move(next));
+        },
+        [this, db, after](Status st) {
+          pump_ = nullptr;
+          if (!st.ok()) return Finish(st.message());
+          // End of file: close the frame, then the HWM frame LiteFS sends after it.
+          std::string bytes;
+          stream::AppendLtxEnd(bytes);
+          stream::AppendHwm(bytes, 0, db);
+          replica_[db] = after;
+          dirty_.insert(db);  // there may be more to send for it
+          Write(std::move(bytes), [this] {
+            busy_ = false;
+            Pump();
+          });
+        });
+    if (!pump.ok()) return Finish(pump.message());
+    pump_ = *pump;
   });
 }
 
@@ -272,6 +216,10 @@ void StreamSession::Finish(const std::string& why) {
   if (subscription_) {
     store_.Unsubscribe(subscription_);
     subscription_ = 0;
+  }
+  if (pump_) {
+    pump_->Cancel();
+    pump_ = nullptr;
   }
   log::Info("replication stream closed", {{"peer", exchange_->request().peer}, {"reason", why}});
   if (!exchange_->closed() && !exchange_->response_ended()) exchange_->EndResponse();

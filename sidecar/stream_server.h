@@ -17,6 +17,7 @@
 #include <string>
 
 #include "proxy/http/exchange.h"
+#include "sidecar/file_pump.h"
 #include "sidecar/store.h"
 #include "sidecar/stream_protocol.h"
 
@@ -35,14 +36,11 @@ class StreamSession {
   void Shutdown();
 
  private:
-  struct FileSend;
-
   void Pump();
   // Handles one dirty database; returns false if it started asynchronous work.
   bool Serve(const std::string& name);
   void SendFile(const std::string& db, const std::string& path, ltx::Pos after,
                 bool remove_after);
-  void ReadNextPiece();
   void Write(std::string bytes, std::function<void()> then);
   void ArmHeartbeat();
   void Finish(const std::string& why);
@@ -59,7 +57,7 @@ class StreamSession {
   bool busy_ = false;  // a frame or a snapshot is in progress
   bool ready_sent_ = false;
   bool finished_ = false;
-  std::unique_ptr<FileSend> file_;
+  FilePump* pump_ = nullptr;  // the LTX file being sent, if any
 };
 
 }  // namespace litefs

@@ -126,3 +126,40 @@ def test_replicas_of_another_cluster_are_refused(tmp_path):
             b.stop()
     finally:
         a.stop()
+
+
+def test_export_from_primary_and_replica(cluster, tmp_path):
+    """GET /export and `litefs export`: the database as SQLite sees it (WAL
+    included), from any node; unknown names are 404."""
+    from litefs_cluster import LITEFS
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(x);"
+                       "INSERT INTO t SELECT value FROM generate_series(1, 500);")
+    cluster.wait_replicated("app.db")
+    for node in (p, r):
+        out = tmp_path / f"backup-{node.name}.db"
+        (tmp_path / f"backup-{node.name}.db-wal").write_text("stale")
+        res = subprocess.run([str(LITEFS), "export", "-name", "app.db", "-url",
+                              f"http://127.0.0.1:{node.port}", str(out)],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        assert not (tmp_path / f"backup-{node.name}.db-wal").exists()
+        assert out.read_bytes() == logical_bytes(p.path("app.db"))
+        check = subprocess.run(["sqlite3", str(out), "PRAGMA integrity_check; SELECT count(*) FROM t"],
+                               capture_output=True, text=True)
+        assert check.stdout.split() == ["ok", "500"]
+    status, _ = urllib_get(f"http://127.0.0.1:{p.port}/export?name=nope.db")
+    assert status == 404
+    res = subprocess.run([str(LITEFS), "export", "-name", "nope.db", "-url",
+                          f"http://127.0.0.1:{p.port}", str(tmp_path / "x.db")],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "404" in res.stderr
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "x.db.tmp").exists()
+
+
+def urllib_get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
