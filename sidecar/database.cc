@@ -3,33 +3,27 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <memory>
 
+#include "ltx/checksum.h"
+#include "sidecar/clock.h"
 #include "sidecar/db_pages.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/hot_journal.h"
 #include "sidecar/log.h"
 #include "sidecar/ltx_apply.h"
-#include "sidecar/wal_apply.h"
 #include "sidecar/sqlite_locks.h"
+#include "sidecar/wal_apply.h"
 #include "sidecar/wal_checkpointer.h"
-#include "ltx/checksum.h"
 
 namespace litefs {
 namespace {
 
 constexpr std::chrono::milliseconds kReadLockTimeout{30000};
-
-int64_t NowMs() {
-  struct timeval tv;
-  gettimeofday(&tv, nullptr);
-  return int64_t(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
-}
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -181,7 +175,7 @@ Status Database::RecoverJob() {
     SetPos(logged);
     return WritePosFile(logged, h.timestamp_ms);
   }
-  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/true};
+  LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), /*sync=*/true};
 
   // WAL frames committed after the last captured transaction (the writer
   // died before handing them over): record exactly those.
@@ -254,7 +248,7 @@ void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)
 }
 
 Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
-  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(),
+  LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(),
                        bool(commit.flags & wire::kCommitSynced)};
   ltx::Pos prev = pos();
   Result<ltx::Pos> next = (commit.flags & wire::kCommitWal) ? CaptureWal(commit.wal, prev, opts)
@@ -292,7 +286,7 @@ void Database::RecordDeletion() {
           *result = none.status();
           return;
         }
-        LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/true};
+        LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), /*sync=*/true};
         Result<ltx::Pos> next = WriteCommitLtx(*none, nullptr, prev, checksums_, log_, opts);
         if (next.ok()) {
           SetPos(*next);
@@ -442,7 +436,7 @@ Status Database::ApplyJob(const std::string& tmp_path) {
 
 void Database::EnforceRetention(std::chrono::milliseconds retention) {
   strand_.Post([this, retention] {
-    int64_t cutoff = (NowMs() - retention.count()) / 1000;
+    int64_t cutoff = (WallClockMs() - retention.count()) / 1000;
     Result<size_t> removed = log_.RemoveOlderThan(cutoff);
     if (!removed.ok()) {
       log::Warn("retention sweep failed", {{"db", name_}, {"error", removed.message()}});
@@ -511,7 +505,7 @@ Result<SnapshotFile> Database::SnapshotJob(const std::string& path) {
   ltx::Pos at = pos();
   Result<DbView> view = DbView::Open(db_path_);
   if (!view.ok()) return view.status();
-  LtxWriteOptions opts{env_.compress, env_.node_id, NowMs(), /*sync=*/false};
+  LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), /*sync=*/false};
   return WriteSnapshotLtx(*view, at, path, opts);
 }
 

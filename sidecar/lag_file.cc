@@ -1,24 +1,17 @@
 // See lag_file.h.
 #include "sidecar/lag_file.h"
 
-#include <sys/time.h>
-
 #include <algorithm>
 #include <cstdio>
 
 #include "sidecar/fsutil.h"
+#include "sidecar/clock.h"
 #include "sidecar/log.h"
 
 namespace litefs {
 namespace {
 
 constexpr int64_t kUnknownLag = 2147483647;
-
-int64_t NowMs() {
-  struct timeval tv;
-  gettimeofday(&tv, nullptr);
-  return int64_t(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
-}
 
 }  // namespace
 
@@ -52,13 +45,13 @@ int64_t LagFile::LagMs() const {
   int64_t last = last_primary_ms_();
   if (last == 0) return 0;               // the primary
   if (last < 0) return kUnknownLag;      // no heartbeat yet
-  return std::max<int64_t>(0, NowMs() - last);
+  return std::max<int64_t>(0, WallClockMs() - last);
 }
 
 void LagFile::Write() {
   int64_t last = last_primary_ms_();
   struct timespec mtime;
-  int64_t at = last > 0 ? last : NowMs();
+  int64_t at = last > 0 ? last : WallClockMs();
   mtime.tv_sec = at / 1000;
   mtime.tv_nsec = (at % 1000) * 1000000;
   Status st = fs::WriteFileAtomic(path_, FormatLag(LagMs()), false, 0644, &mtime);

@@ -3,23 +3,17 @@
 
 #include <fcntl.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <vector>
 
+#include "sidecar/clock.h"
 #include "sidecar/log.h"
 
 namespace litefs {
 namespace {
 
 constexpr uint64_t kHeartbeatMs = 1000;
-
-int64_t NowMs() {
-  struct timeval tv;
-  gettimeofday(&tv, nullptr);
-  return int64_t(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
-}
 
 }  // namespace
 
@@ -73,7 +67,7 @@ void StreamSession::Pump() {
         ready_sent_ = true;
         std::string bytes;
         stream::AppendReady(bytes);
-        stream::AppendHeartbeat(bytes, NowMs());
+        stream::AppendHeartbeat(bytes, WallClockMs());
         Write(std::move(bytes), [this] { Pump(); });
         return;
       }
@@ -204,7 +198,7 @@ void StreamSession::ArmHeartbeat() {
     auto* s = static_cast<StreamSession*>(t->data);
     if (s->busy_ || s->finished_) return;
     std::string bytes;
-    stream::AppendHeartbeat(bytes, NowMs());
+    stream::AppendHeartbeat(bytes, WallClockMs());
     s->Write(std::move(bytes), [s] { s->Pump(); });
   }, kHeartbeatMs, 0);
 }
