@@ -263,12 +263,10 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
   return next;
 }
 
-bool Database::ReplacedFile(int fd) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) return true;
-  bool replaced = last_inode_ != 0 && st.st_ino != last_inode_;
+bool Database::ReplacedFile(ino_t ino) {
+  bool replaced = last_inode_ != 0 && ino != last_inode_;
   if (replaced) log::Warn("the database file was replaced; recording every page", {{"db", name_}});
-  last_inode_ = st.st_ino;
+  last_inode_ = ino;
   return replaced;
 }
 
@@ -317,7 +315,9 @@ Result<ltx::Pos> Database::CaptureRollback(const std::vector<wire::ByteRange>& r
   if (!fd.ok()) return fd.status();
   Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
   if (!shape.ok()) return shape.status();
-  bool all_pages = ReplacedFile(fd->get());
+  struct stat st;
+  if (fstat(fd->get(), &st) != 0) return fs::ErrnoError("stat", db_path_);
+  bool all_pages = ReplacedFile(st.st_ino);
   if (!all_pages && last_change_counter_ != 0 &&
       shape->change_counter != last_change_counter_ + 1) {
     // Someone committed without the capture (a process without liblitefs,
@@ -345,9 +345,9 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
   opts.wal_size = int64_t(uint64_t(f.last_frame - f.first_frame + 1) * frame_size);
   opts.wal_salt1 = f.salt1;
   opts.wal_salt2 = f.salt2;
-  Result<fs::UniqueFd> db = fs::Open(db_path_, O_RDONLY);
-  if (!db.ok()) return db.status();
-  const bool replaced = ReplacedFile(db->get());
+  struct stat st;
+  if (stat(db_path_.c_str(), &st) != 0) return fs::ErrnoError("stat", db_path_);
+  const bool replaced = ReplacedFile(st.st_ino);
   const bool same_wal = f.salt1 == wal_tail_.salt1 && f.salt2 == wal_tail_.salt2;
   const bool continuous = !replaced && wal_tail_.known &&
                           ((same_wal && f.first_frame == wal_tail_.frame + 1) ||

@@ -112,8 +112,8 @@ class Database {
   Status ApplyJob(const std::string& tmp_path);
   Result<SnapshotFile> SnapshotJob(const std::string& path);
   Result<uint64_t> ExportJob(const std::string& path);
-  // True (and logged) if `fd` is not the file the last capture saw.
-  bool ReplacedFile(int fd);
+  // True (and logged) if inode `ino` is not the file the last capture saw.
+  bool ReplacedFile(ino_t ino);
   Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);
   void SetPos(ltx::Pos pos);
   void Finished(const Status& st, bool changed);

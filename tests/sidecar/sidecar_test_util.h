@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -150,6 +151,33 @@ inline std::vector<wire::ByteRange> ChangedRanges(const std::vector<uint8_t>& be
     }
   }
   return out;
+}
+
+// A forked child running `run(in, out)` with a command pipe (parent → child)
+// and a reply pipe (child → parent); the child closes every other
+// descriptor it inherited (other children's pipes, the parent's files) and
+// exits when `run` returns.
+struct ForkedChild {
+  pid_t pid = -1;
+  int cmd = -1;    // parent's write end
+  int reply = -1;  // parent's read end
+};
+inline ForkedChild ForkChild(const std::function<void(int in, int out)>& run) {
+  int to_child[2], from_child[2];
+  REQUIRE(pipe(to_child) == 0);
+  REQUIRE(pipe(from_child) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    for (int fd = 3; fd < 1024; fd++) {
+      if (fd != to_child[0] && fd != from_child[1]) close(fd);
+    }
+    run(to_child[0], from_child[1]);
+    _exit(0);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  return {pid, to_child[1], from_child[0]};
 }
 
 // A WAL-mode database that never checkpoints; the connection stays open.

@@ -33,21 +33,10 @@ constexpr int kReplyTimeoutMs = 20000;
 class SqliteChild {
  public:
   explicit SqliteChild(const std::string& db_path) {
-    int to_child[2], from_child[2];
-    REQUIRE(pipe(to_child) == 0);
-    REQUIRE(pipe(from_child) == 0);
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      close(to_child[1]);
-      close(from_child[0]);
-      Run(db_path, to_child[0], from_child[1]);
-      _exit(0);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    cmd_ = to_child[1];
-    reply_ = from_child[0];
+    test::ForkedChild c = test::ForkChild([&](int in, int out) { Run(db_path, in, out); });
+    pid_ = c.pid;
+    cmd_ = c.cmd;
+    reply_ = c.reply;
   }
   ~SqliteChild() {
     if (cmd_ >= 0) close(cmd_);  // EOF: the child closes its connection and exits

@@ -65,27 +65,10 @@ const char* const kDumpSql =
 class ReaderChild {
  public:
   explicit ReaderChild(const std::string& db_path) {
-    signal(SIGPIPE, SIG_IGN);  // a dead child is a failed REQUIRE, not a dead test binary
-    int to_child[2], from_child[2];
-    REQUIRE(pipe(to_child) == 0);
-    REQUIRE(pipe(from_child) == 0);
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      close(to_child[1]);
-      close(from_child[0]);
-      // Nothing else of the parent's stays open here (other children's
-      // pipes, the parent's database files).
-      for (int fd = 3; fd < 1024; fd++) {
-        if (fd != to_child[0] && fd != from_child[1]) close(fd);
-      }
-      Run(db_path, to_child[0], from_child[1]);
-      _exit(0);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    cmd_ = to_child[1];
-    reply_ = from_child[0];
+    test::ForkedChild c = test::ForkChild([&](int in, int out) { Run(db_path, in, out); });
+    pid_ = c.pid;
+    cmd_ = c.cmd;
+    reply_ = c.reply;
   }
   ~ReaderChild() { Stop(); }
   ReaderChild(const ReaderChild&) = delete;
