@@ -84,12 +84,15 @@ void Store::BecomePrimary() {
   is_primary_ = true;
   primary_.reset();
   WritePrimaryFile();
+  RoleChanged();
 }
 
 void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
   is_primary_ = false;
+  bool same_host = primary_ && primary && primary_->hostname == primary->hostname;
   primary_ = std::move(primary);
-  WritePrimaryFile();
+  if (!same_host) WritePrimaryFile();
+  RoleChanged();
 }
 
 void Store::WritePrimaryFile() {
@@ -126,6 +129,23 @@ uint64_t Store::Subscribe(std::function<void(Database&)> fn) {
 }
 
 void Store::Unsubscribe(uint64_t id) { subscribers_.erase(id); }
+
+uint64_t Store::SubscribeRole(std::function<void()> fn) {
+  uint64_t id = next_subscriber_++;
+  role_subscribers_.emplace(id, std::move(fn));
+  return id;
+}
+
+void Store::UnsubscribeRole(uint64_t id) { role_subscribers_.erase(id); }
+
+void Store::RoleChanged() {
+  std::vector<uint64_t> ids;
+  for (auto& [id, fn] : role_subscribers_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = role_subscribers_.find(id);
+    if (it != role_subscribers_.end()) it->second();
+  }
+}
 
 void Store::Changed(Database& db) {
   // A subscriber may unsubscribe (or subscribe) while being notified.

@@ -27,6 +27,9 @@ std::string FormatNodeId(uint64_t id);
 struct PrimaryInfo {
   std::string hostname;
   std::string advertise_url;
+  std::string proxy_url;  // the primary's proxy ("" when it runs none or did not say)
+  uint64_t node_id = 0;   // from its Litefs-Id header; 0 when unknown
+  bool synced = false;    // this replica received READY on the current stream
 };
 
 class Store {
@@ -58,14 +61,22 @@ class Store {
   static std::string NewClusterId();
   static bool ValidClusterId(std::string_view id);
 
+  // This node's own proxy URL, advertised to replicas (empty: no proxy).
+  void set_proxy_url(std::string url) { proxy_url_ = std::move(url); }
+  const std::string& proxy_url() const { return proxy_url_; }
+
   // Position changes of any database.
   uint64_t Subscribe(std::function<void(Database&)> fn);
   void Unsubscribe(uint64_t id);
+  // Role changes: primary taken or lost, primary known or lost, READY.
+  uint64_t SubscribeRole(std::function<void()> fn);
+  void UnsubscribeRole(uint64_t id);
 
  private:
   Database* Create(const std::string& name);
   void Changed(Database& db);
   void WritePrimaryFile();
+  void RoleChanged();
 
   DatabaseEnv env_;
   std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
@@ -74,6 +85,8 @@ class Store {
   std::string cluster_id_;
   uint64_t next_subscriber_ = 1;
   std::map<uint64_t, std::function<void(Database&)>> subscribers_;
+  std::map<uint64_t, std::function<void()>> role_subscribers_;
+  std::string proxy_url_;
 };
 
 }  // namespace litefs
