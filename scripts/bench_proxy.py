@@ -46,7 +46,7 @@ def wrk(url, conns, seconds, latency=False):
         raise RuntimeError(f"wrk {url}: {out} {p.stderr}")
     rps = float(m.group(1))
     lat = {}
-    for pct, val, unit in re.findall(r"\s+(50|99)\.000%\s+([\d.]+)(us|ms|s)", out):
+    for pct, val, unit in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)\b", out):
         lat[pct] = float(val) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
     return rps, lat
 

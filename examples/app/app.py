@@ -60,6 +60,7 @@ def messages(limit=50):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave in separate writes
 
     def log_message(self, fmt, *args):
         if os.environ.get("APP_LOG"):
