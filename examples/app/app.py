@@ -10,7 +10,9 @@ its commits) and serves:
   GET  /messages.json    the messages as JSON
   GET  /admin/node       which node served the request ($NODE_NAME)
   POST /upload           reads a body of any size in pieces; answers its length and SHA-256
-  GET  /echo             a WebSocket echo (to show upgrades are tunnelled)
+  GET  /echo             a WebSocket echo (to show upgrades are tunnelled): first
+                         a text frame "hello from <node>", then every frame back
+                         (also at /admin/echo, which the demo config always-forwards)
 
 Usage: app.py [PORT]   (default $PORT or 8080; JOURNAL_MODE=wal|delete)
 """
@@ -96,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_body(200, os.environ.get("NODE_NAME", socket.gethostname()) + "\n", "text/plain")
         if path == "/messages.json":
             return self.send_body(200, json.dumps(messages()), "application/json")
-        if path == "/echo" and self.headers.get("Upgrade", "").lower() == "websocket":
+        if path.endswith("/echo") and self.headers.get("Upgrade", "").lower() == "websocket":
             return self.websocket_echo()
         self.send_body(404, "not found\n", "text/plain")
 
@@ -157,6 +159,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "Upgrade")
         self.send_header("Sec-WebSocket-Accept", accept)
         self.end_headers()
+        hello = f"hello from {os.environ.get('NODE_NAME', socket.gethostname())}".encode()
+        self.wfile.write(bytes([0x81, len(hello)]) + hello)
         self.wfile.flush()
         while True:
             head = self.rfile.read(2)

@@ -180,12 +180,13 @@ def test_client_disconnect_mid_body_leaves_the_proxy_serving(pc):
     assert curl(f"{pc.replica.url}/messages.json").status == 200
 
 
-def test_websocket_is_tunnelled(pc):
+def websocket_session(port, path, words):
+    """Opens a WebSocket through the proxy; returns the greeting and checks the echoes."""
     import base64
     import os
     key = base64.b64encode(os.urandom(16)).decode()
-    s = socket.create_connection(("127.0.0.1", pc.replica.proxy_port), timeout=10)
-    s.sendall((f"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     buf = b""
     while b"\r\n\r\n" not in buf:
@@ -195,18 +196,69 @@ def test_websocket_is_tunnelled(pc):
     head, _, rest = buf.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101"), head
     assert b"Upgrade: websocket" in head
-    for word in (b"ping", b"through the tunnel"):
-        mask = os.urandom(4)
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(word))
-        s.sendall(bytes([0x81, 0x80 | len(word)]) + mask + payload)
-        want = bytes([0x81, len(word)]) + word
-        while len(rest) < len(want):
+
+    def frame():
+        nonlocal rest
+        while len(rest) < 2 or len(rest) < 2 + rest[1]:
             chunk = s.recv(4096)
-            assert chunk
+            assert chunk, rest
             rest += chunk
-        assert rest[:len(want)] == want
-        rest = rest[len(want):]
+        n = rest[1]
+        payload, rest = rest[2:2 + n], rest[2 + n:]
+        return payload
+
+    greeting = frame().decode()
+    for word in words:
+        mask = os.urandom(4)
+        s.sendall(bytes([0x81, 0x80 | len(word)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(word)))
+        assert frame() == word
     s.close()
+    return greeting
+
+
+def test_websocket_is_tunnelled_to_the_local_app(pc):
+    assert websocket_session(pc.replica.proxy_port, "/echo", [b"ping", b"through the tunnel"]) == \
+        "hello from replica"
+
+
+def test_websocket_on_an_always_forward_path_reaches_the_primary(pc):
+    assert websocket_session(pc.replica.proxy_port, "/admin/echo", [b"to the primary"]) == "hello from primary"
+
+
+def test_too_many_header_fields_get_431(pc):
+    fields = "".join(f"X-F{i}: {i}\r\n" for i in range(200))
+    raw = raw_exchange(pc.replica.proxy_port, f"GET / HTTP/1.1\r\nHost: x\r\n{fields}\r\n".encode())
+    assert raw.startswith(b"HTTP/1.1 431")
+
+
+def test_slow_client_gets_408(tmp_path):
+    from litefs_cluster import free_port
+    port = free_port()
+    n = ProxyNode(tmp_path, "slowtest", port, port, True, with_app=False,
+                  proxy_extra="  read-header-timeout: 500ms\n  max-connections: 3\n").start()
+    try:
+        wait_for(lambda: n.app_listening_port(n.proxy_port), 10, what="the proxy")
+        # Half a request head, then silence: 408 and the connection closed.
+        t0 = time.monotonic()
+        raw = raw_exchange(n.proxy_port, b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert raw.startswith(b"HTTP/1.1 408")
+        assert 0.4 <= time.monotonic() - t0 < 5
+        # Connection limit: three idle connections fill it, a fourth is closed at once.
+        held = [socket.create_connection(("127.0.0.1", n.proxy_port)) for _ in range(3)]
+        extra = socket.create_connection(("127.0.0.1", n.proxy_port), timeout=5)
+        extra.sendall(b"GET /litefs/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert extra.recv(100) == b""
+        for h in held:
+            h.close()
+        # And the proxy still serves once they are gone.
+        def healthy():
+            try:
+                return curl(f"{n.url}/litefs/health", timeout=2).status == 200
+            except AssertionError:
+                return False
+        wait_for(healthy, 10, what="the proxy to serve again")
+    finally:
+        n.stop()
 
 
 def test_target_down_gets_502(tmp_path):
