@@ -122,6 +122,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
 
   void OnHead(UpstreamResponseHead& head) override {
     if (done_) return;
+    std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     head_sent_ = true;
     if (head.status == 101) return StartTunnel(head);
     StripHopByHop(head.headers, false);
@@ -132,6 +133,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
 
   void OnBody(std::span<const uint8_t> data) override {
     if (done_ || data.empty()) return;
+    std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     outstanding_ += data.size();
     size_t n = data.size();
     std::weak_ptr<ForwardedExchange> weak = self_;
@@ -148,6 +150,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
 
   void OnEnd(Status status) override {
     if (done_) return;
+    std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     if (!status.ok()) {
       if (!head_sent_ && reused_ && conn_ && !conn_->response_started() && !body_started_ && retries_ == 0) {
         // A kept-alive connection the target had closed: try a fresh one.
@@ -211,6 +214,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
 
   void FailBeforeHead(const std::string& why) {
     if (done_) return;
+    std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     ++proxy_.mutable_stats().upstream_errors;
     ex_->Respond(502, {{"Content-Type", "text/plain; charset=utf-8"}}, "Proxy error: " + why + "\n");
     CloseUpstream();
@@ -219,6 +223,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
 
   void Fail(const std::string& why) {
     if (done_) return;
+    std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     if (!head_sent_) return FailBeforeHead(why);
     ++proxy_.mutable_stats().upstream_errors;
     CloseUpstream();

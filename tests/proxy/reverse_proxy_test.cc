@@ -75,6 +75,7 @@ struct ProxyUnderTest {
     o.txid_wait_timeout = std::chrono::milliseconds(3000);
     o.primary_redirect_timeout = std::chrono::milliseconds(300);
     o.max_lag = std::chrono::milliseconds(1000);
+    o.target_retry = std::chrono::milliseconds(300);
     o.write_mode = mode;
     REQUIRE(loop.Run([&] {
       proxy = std::make_unique<proxy::ReverseProxy>(loop.loop(), backend, o);
@@ -227,4 +228,37 @@ TEST_CASE("reverse proxy: fly-replay mode, health, and no primary") {
   Response nw = w.ReadResponse();
   CHECK(nw.status == 503);
   CHECK(nw.body == "Proxy error: no primary available\n");
+}
+
+TEST_CASE("reverse proxy: target connections are kept alive and reused") {
+  TestServer app = MakeApp();
+  ProxyUnderTest p(app.port());
+  for (int i = 0; i < 5; ++i) {
+    Response r = Get(p.port, "/k" + std::to_string(i));  // a new client connection each time
+    CHECK(r.status == 200);
+    CHECK(r.body == "GET /k" + std::to_string(i));
+    REQUIRE(r.Header("X-Seen-Forwarded-For") != nullptr);
+    CHECK(*r.Header("X-Seen-Forwarded-For") == "127.0.0.1");
+  }
+  CHECK(app.Stats().accepted == 1);
+}
+
+TEST_CASE("reverse proxy: a target dying mid-response closes the client; a dead target gives 502") {
+  TestServer app([](std::shared_ptr<http::Exchange> ex) {
+    ex->StartResponse(200, {{"Content-Length", "100"}});
+    CHECK(ex->WriteBody(std::string("partial"), [ex](Status) { ex->Abort(); }).ok());
+  });
+  ProxyUnderTest p(app.port());
+  Client c(p.port);
+  c.Send("GET /d HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string got;
+  CHECK(c.WaitClosed(&got));
+  CHECK(got.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(got.find("partial") != std::string::npos);
+  CHECK(p.Stats().upstream_errors == 1);
+
+  CHECK(app.Close());
+  Response r = Get(p.port, "/after");  // refused, redialled for target_retry, then 502
+  CHECK(r.status == 502);
+  CHECK(r.body.rfind("Proxy error: dial tcp 127.0.0.1:", 0) == 0);
 }
