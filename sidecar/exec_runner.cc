@@ -122,7 +122,8 @@ Result<std::string> FindPreloadLibrary() {
   if (n > 0) {
     std::string dir(exe, size_t(n));
     dir = dir.substr(0, dir.rfind('/'));
-    candidates = {dir + "/liblitefs.so", dir + "/../vfs/liblitefs.so", dir + "/../lib/liblitefs.so"};
+    candidates = {dir + "/liblitefs.so", dir + "/../vfs/liblitefs.so",
+                  dir + "/../" + LITEFS_LIBDIR_NAME + "/liblitefs.so", dir + "/../lib/liblitefs.so"};
   }
   candidates.push_back(std::string(LITEFS_LIBDIR) + "/liblitefs.so");
   for (const std::string& c : candidates) {
