@@ -14,7 +14,8 @@ its commits) and serves:
                          a text frame "hello from <node>", then every frame back
                          (also at /admin/echo, which the demo config always-forwards)
 
-Usage: app.py [PORT]   (default $PORT or 8080; JOURNAL_MODE=wal|delete)
+Usage: app.py [PORT]   (default $PORT or 8080; APP_HOST to listen on another
+                        address than 127.0.0.1; JOURNAL_MODE=wal|delete)
 """
 import base64
 import hashlib
@@ -188,9 +189,10 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("PORT", "8080"))
     init_db()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    host = os.environ.get("APP_HOST", "127.0.0.1")
+    server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    print(f"app: listening on 127.0.0.1:{port}, database {DB_PATH}", file=sys.stderr, flush=True)
+    print(f"app: listening on {host}:{port}, database {DB_PATH}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
