@@ -308,7 +308,8 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
       d.Dur(lease, "reconnect-delay", "lease.reconnect-delay", &cfg->lease.reconnect_delay));
 
   Section log;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", {"format", "debug"}, &log));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", {"format", "debug", "file"}, &log));
+  LITEFS_RETURN_IF_ERROR(d.String(log, "file", "log.file", &cfg->log.file));
   LITEFS_RETURN_IF_ERROR(d.String(log, "format", "log.format", &cfg->log.format));
   LITEFS_RETURN_IF_ERROR(d.Bool(log, "debug", "log.debug", &cfg->log.debug));
   return Status();

@@ -74,6 +74,7 @@ struct Config {
   struct Log {
     std::string format = "text";  // "text" | "json"
     bool debug = false;
+    std::string file;             // ours: log to this file (reopened on SIGHUP); "" = stderr
   } log;
 
   std::string path;                   // the file it came from ("" from ParseConfig)

@@ -99,7 +99,7 @@ struct App {
   int exit_code = 0;
   bool stopping = false;
   bool signalled = false;  // a signal was forwarded to the app
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
 };
 
 void Shutdown(App& app, int code) {
@@ -108,10 +108,12 @@ void Shutdown(App& app, int code) {
   app.exit_code = code;
   uv_signal_stop(&app.sigint);
   uv_signal_stop(&app.sigterm);
+  uv_signal_stop(&app.sighup);
   if (app.exec && app.exec->app_running()) app.exec->Signal(SIGTERM);
   app.node->Stop([&app] {
     uv_close(reinterpret_cast<uv_handle_t*>(&app.sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&app.sigterm), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&app.sighup), nullptr);
   });
 }
 
@@ -129,6 +131,13 @@ int Run(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   litefs::log::Configure(config->log.format == "json", config->log.debug);
+  if (!config->log.file.empty()) {
+    litefs::Status st = litefs::log::SetFile(config->log.file);
+    if (!st.ok()) {
+      fprintf(stderr, "litefs: log.file: %s\n", st.message().c_str());
+      return kExitUsage;
+    }
+  }
   std::vector<std::vector<std::string>> commands;
   if (!flags->exec_args.empty()) {
     commands.push_back(flags->exec_args);
@@ -174,6 +183,16 @@ int Run(const std::vector<std::string>& args) {
   };
   uv_signal_start(&app.sigint, on_signal, SIGINT);
   uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+  // SIGHUP reopens log.file (logrotate's postrotate).
+  uv_signal_init(app.loop, &app.sighup);
+  uv_signal_start(&app.sighup, [](uv_signal_t*, int) {
+    litefs::Status st = litefs::log::Reopen();
+    if (st.ok()) {
+      litefs::log::Info("log reopened");
+    } else {
+      fprintf(stderr, "litefs: %s\n", st.message().c_str());
+    }
+  }, SIGHUP);
 
   auto on_synced = [&app, commands = std::move(commands), managed_dir](litefs::Status st) {
     if (!st.ok()) {
@@ -230,7 +249,7 @@ int main(int argc, char** argv) {
   }
   std::string cmd = args[0];
   args.erase(args.begin());
-  if (cmd == "run") return Run(args);
+  if (cmd == "run" || cmd == "mount") return Run(args);  // "mount": LiteFS's name for it
   if (cmd == "export") return litefs::ExportMain(args);
   if (cmd == "internal-checkpoint" && args.size() == 1) {
     return litefs::WalCheckpointer::CheckpointMain(args[0]);
