@@ -142,9 +142,8 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
       return;
 
     case wire::MsgType::kBegin: {
-      if (!store_.is_primary()) {
-        const auto& p = store_.primary();
-        Reply(conn, litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : ""));
+      if (std::optional<wire::Message> no = Refusal()) {
+        Reply(conn, *no);
         return;
       }
       Result<Database*> db = store_.GetOrCreate(msg.text);
@@ -171,16 +170,22 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
     case wire::MsgType::kCommit: {
       conn->writing_db.clear();
       Database* db = store_.Find(msg.text);
-      if (!store_.is_primary() || !db) {
-        // The app's commit already happened; recovery will record it if this
-        // node is (again) the primary.
+      if (!store_.accepting_commits() || !db) {
+        // The app's commit already happened in its files but is not
+        // recorded: recovery records it as a local transaction (one the
+        // primary does not have, so this node resyncs by snapshot if it is
+        // a replica now).
+        if (db) db->Recover();
         Reply(conn, litefs::Reply(wire::MsgType::kError,
-                                  db ? "this node is no longer the primary"
+                                  db ? "this node stopped accepting commits (no longer the primary, or its lease "
+                                       "could not be renewed); the transaction is not replicated"
                                      : "unknown database " + msg.text));
         return;
       }
       conn->waiting = true;
+      commits_in_progress_++;
       db->Commit(std::move(msg), [this, conn](Result<ltx::Pos> pos) {
+                   CommitFinished();
                    if (!Resume(conn)) return;
                    wire::Message reply;
                    if (pos.ok()) {
@@ -207,10 +212,34 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
   }
 }
 
-void CommitServer::AnswerBegin(Conn* conn, Database* db) {
+std::optional<wire::Message> CommitServer::Refusal() const {
   if (!store_.is_primary()) {
     const auto& p = store_.primary();
-    Reply(conn, litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : ""));
+    return litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : "");
+  }
+  if (!store_.accepting_commits()) {
+    return litefs::Reply(wire::MsgType::kBusy,
+                         "the primary could not renew its lease in time; writes are paused until it "
+                         "does or another node takes over");
+  }
+  return std::nullopt;
+}
+
+void CommitServer::CommitFinished() {
+  if (--commits_in_progress_ > 0) return;
+  std::vector<std::function<void()>> waiters;
+  waiters.swap(idle_waiters_);
+  for (auto& fn : waiters) fn();
+}
+
+void CommitServer::WhenNoCommitsInProgress(std::function<void()> fn) {
+  if (commits_in_progress_ == 0) return fn();
+  idle_waiters_.push_back(std::move(fn));
+}
+
+void CommitServer::AnswerBegin(Conn* conn, Database* db) {
+  if (std::optional<wire::Message> no = Refusal()) {
+    Reply(conn, *no);
     return;
   }
   if (!db->writable()) {

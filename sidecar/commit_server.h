@@ -10,8 +10,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "ltx/status.h"
 #include "sidecar/store.h"
@@ -29,6 +31,10 @@ class CommitServer {
   void Close(std::function<void()> done);
 
   size_t connections() const { return conns_.size(); }
+  // Commits being recorded now; `fn` runs at once if there are none, else
+  // when the last one finishes.
+  size_t commits_in_progress() const { return commits_in_progress_; }
+  void WhenNoCommitsInProgress(std::function<void()> fn);
 
  private:
   struct Conn;
@@ -41,12 +47,18 @@ class CommitServer {
   static bool Resume(Conn* conn);
   void Reply(Conn* conn, const wire::Message& msg);
   void Drop(Conn* conn);
+  // Why writes are refused now (kReadOnly on a replica, kBusy on a primary
+  // past its lease deadline), or nullopt when they are accepted.
+  std::optional<wire::Message> Refusal() const;
+  void CommitFinished();
 
   uv_loop_t* loop_;
   Store& store_;
   std::string path_;
   uv_pipe_t* server_ = nullptr;
   std::set<Conn*> conns_;
+  size_t commits_in_progress_ = 0;
+  std::vector<std::function<void()>> idle_waiters_;
 };
 
 }  // namespace litefs
