@@ -215,7 +215,8 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
 std::optional<wire::Message> CommitServer::Refusal() const {
   if (!store_.is_primary()) {
     const auto& p = store_.primary();
-    return litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : "");
+    return litefs::Reply(wire::MsgType::kReadOnly,
+                         p ? p->hostname : "unknown (no primary is reachable right now)");
   }
   if (!store_.accepting_commits()) {
     return litefs::Reply(wire::MsgType::kBusy,

@@ -96,6 +96,7 @@ void EtcdLease::Observe() {
       log::Warn("cannot read the lease key from etcd; retrying", {{"error", r.message()}});
       return ScheduleObserve();
     }
+    observe_failures_ = 0;
     Seen(r->kv, /*deleted=*/!r->kv.has_value());
     if (state_ == State::kStopped) return;
     WatchFrom(r->revision + 1);
@@ -103,7 +104,12 @@ void EtcdLease::Observe() {
 }
 
 void EtcdLease::ScheduleObserve() {
-  ArmTimer(observe_timer_, options_.reconnect_delay);
+  // Back off while etcd is away, up to a third of the TTL.
+  milliseconds delay = std::max(options_.reconnect_delay, milliseconds(50));
+  for (int i = 0; i < observe_failures_ && delay < options_.ttl / 3; i++) delay *= 2;
+  delay = std::min(delay, std::max(options_.ttl / 3, options_.reconnect_delay));
+  observe_failures_++;
+  ArmTimer(observe_timer_, delay);
 }
 
 void EtcdLease::WatchFrom(int64_t revision) {

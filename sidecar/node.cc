@@ -284,6 +284,10 @@ void Node::Follow(std::optional<PrimaryInfo> primary) {
   while (!options.primary_url.empty() && options.primary_url.back() == '/') options.primary_url.pop_back();
   options.primary_hostname = primary->hostname;
   options.reconnect_delay = config_.lease.reconnect_delay;
+  // The same primary may come back within a TTL (its lease renewed after an
+  // etcd outage): do not back off for longer than that.
+  options.max_reconnect_delay = std::min<std::chrono::milliseconds>(options.max_reconnect_delay,
+                                                                    config_.lease.etcd.ttl);
   replica_ = std::make_unique<ReplicaClient>(loop_, *curl_, *store_, options);
   replica_->SetOnReady([this] {
     if (!promote_pending_) return;
