@@ -146,6 +146,10 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
         Reply(conn, *no);
         return;
       }
+      if (drained_) {
+        Reply(conn, litefs::Reply(wire::MsgType::kBusy, "the primary is handing over; retry shortly"));
+        return;
+      }
       Result<Database*> db = store_.GetOrCreate(msg.text);
       if (!db.ok()) {
         Reply(conn, litefs::Reply(wire::MsgType::kError, db.message()));
@@ -180,6 +184,7 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
                                   db ? "this node stopped accepting commits (no longer the primary, or its lease "
                                        "could not be renewed); the transaction is not replicated"
                                      : "unknown database " + msg.text));
+        CheckDrained();
         return;
       }
       conn->waiting = true;
@@ -203,6 +208,7 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
 
     case wire::MsgType::kAbort:
       conn->writing_db.clear();
+      CheckDrained();
       return;
 
     default:
@@ -231,6 +237,48 @@ void CommitServer::CommitFinished() {
   std::vector<std::function<void()>> waiters;
   waiters.swap(idle_waiters_);
   for (auto& fn : waiters) fn();
+  CheckDrained();
+}
+
+size_t CommitServer::open_write_transactions() const {
+  size_t n = 0;
+  for (const Conn* c : conns_) n += c->writing_db.empty() ? 0 : 1;
+  return n;
+}
+
+void CommitServer::Drain(std::chrono::milliseconds limit, std::function<void()> done) {
+  if (drained_) {  // already draining: both finish together
+    auto first = std::move(drained_);
+    drained_ = [first = std::move(first), done = std::move(done)] {
+      first();
+      done();
+    };
+    return;
+  }
+  drained_ = std::move(done);
+  if (!drain_timer_) {
+    drain_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, drain_timer_);
+    drain_timer_->data = this;
+  }
+  uv_timer_start(drain_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<CommitServer*>(t->data);
+    if (!self->drained_) return;
+    log::Warn("write transactions still open after the drain limit; they will not be recorded",
+              {{"open", std::to_string(self->open_write_transactions())}});
+    auto fn = std::move(self->drained_);
+    self->drained_ = nullptr;
+    fn();
+  }, uint64_t(limit.count()), 0);
+  CheckDrained();
+}
+
+void CommitServer::CheckDrained() {
+  if (!drained_ || commits_in_progress_ > 0 || open_write_transactions() > 0) return;
+  uv_timer_stop(drain_timer_);
+  auto fn = std::move(drained_);
+  drained_ = nullptr;
+  fn();
 }
 
 void CommitServer::WhenNoCommitsInProgress(std::function<void()> fn) {
@@ -246,6 +294,10 @@ void CommitServer::AnswerBegin(Conn* conn, Database* db) {
   if (!db->writable()) {
     db->Recover();  // the last recovery failed: try again, and let the app retry
     Reply(conn, litefs::Reply(wire::MsgType::kBusy, db->problem()));
+    return;
+  }
+  if (drained_) {
+    Reply(conn, litefs::Reply(wire::MsgType::kBusy, "the primary is handing over; retry shortly"));
     return;
   }
   conn->writing_db = db->name();
@@ -287,7 +339,9 @@ void CommitServer::Drop(Conn* conn) {
                 {{"db", conn->writing_db}, {"pid", std::to_string(conn->pid)}});
       db->Recover();
     }
+    conn->writing_db.clear();
   }
+  CheckDrained();
   uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe), [](uv_handle_t* h) {
     auto* c = static_cast<Conn*>(h->data);
     // A commit still running holds a pointer to the connection: whichever
@@ -298,6 +352,16 @@ void CommitServer::Drop(Conn* conn) {
 }
 
 void CommitServer::Close(std::function<void()> done) {
+  if (drained_) {
+    auto fn = std::move(drained_);
+    drained_ = nullptr;
+    fn();
+  }
+  if (drain_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(drain_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    drain_timer_ = nullptr;
+  }
   for (Conn* c : std::set<Conn*>(conns_)) Drop(c);
   if (!server_) {
     if (done) done();

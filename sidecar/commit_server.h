@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -36,6 +37,12 @@ class CommitServer {
   size_t commits_in_progress() const { return commits_in_progress_; }
   void WhenNoCommitsInProgress(std::function<void()> fn);
 
+  // Before a voluntary step-down (handoff, shutdown): refuses new write
+  // transactions (kBusy) but lets those already approved commit; `done`
+  // runs once none is left, or after `limit` (a writer holding its
+  // transaction open longer is then refused at its commit).
+  void Drain(std::chrono::milliseconds limit, std::function<void()> done);
+
  private:
   struct Conn;
   static void OnConnection(uv_stream_t* server, int status);
@@ -51,6 +58,8 @@ class CommitServer {
   // past its lease deadline), or nullopt when they are accepted.
   std::optional<wire::Message> Refusal() const;
   void CommitFinished();
+  void CheckDrained();
+  size_t open_write_transactions() const;
 
   uv_loop_t* loop_;
   Store& store_;
@@ -59,6 +68,8 @@ class CommitServer {
   std::set<Conn*> conns_;
   size_t commits_in_progress_ = 0;
   std::vector<std::function<void()>> idle_waiters_;
+  std::function<void()> drained_;  // set while draining
+  uv_timer_t* drain_timer_ = nullptr;
 };
 
 }  // namespace litefs

@@ -117,7 +117,7 @@ void EtcdLease::WatchFrom(int64_t revision) {
   watch_ = etcd_.Watch(
       options_.key, revision,
       [this, alive](const EtcdWatchEvent& e) {
-        if (alive.expired() || state_ == State::kStopped) return;
+        if (alive.expired()) return;  // (when stopped, Seen looks for a successor)
         if (e.deleted) {
           Seen(std::nullopt, true);
         } else {
@@ -136,6 +136,15 @@ void EtcdLease::WatchFrom(int64_t revision) {
 void EtcdLease::Seen(std::optional<EtcdKeyValue> kv, bool deleted) {
   const bool ours = kv && lease_id_ != 0 && kv->lease == lease_id_;
   if (ours) return;  // our own write (or its echo on the watch)
+  if (state_ == State::kStopped) {
+    if (kv && successor_waiter_ && DecodeLeaseRecord(kv->value).ok() &&
+        DecodeLeaseRecord(kv->value)->kind == LeaseRecord::Kind::kHeld) {
+      auto fn = std::move(successor_waiter_);
+      successor_waiter_ = nullptr;
+      fn();
+    }
+    return;
+  }
 
   LeaseRecord record;
   if (kv) {
@@ -174,13 +183,16 @@ void EtcdLease::Seen(std::optional<EtcdKeyValue> kv, bool deleted) {
     // Gone by expiry (or never there): wait lock-delay first.
     ScheduleAcquire(options_.lock_delay, 0);
     (void)deleted;
-  } else if (record.kind == LeaseRecord::Kind::kReleased) {
+  } else if (record.kind == LeaseRecord::Kind::kReleased && record.positions.empty()) {
     ScheduleAcquire(milliseconds(0), kv->mod_revision);
-  } else if (record.handoff_to == options_.self.node_id) {
+  } else if (record.kind == LeaseRecord::Kind::kReleased ||
+             record.handoff_to == options_.self.node_id) {
     handoff_ = record;
     handoff_revision_ = kv->mod_revision;
     handoff_deadline_ = std::chrono::steady_clock::now() + milliseconds(5000);
-    log::Info("the primary is handing the lease to this node; catching up first");
+    log::Info(record.kind == LeaseRecord::Kind::kReleased
+                  ? "the primary released the lease; catching up before taking it"
+                  : "the primary is handing the lease to this node; catching up first");
     CheckHandoffToMe();
   } else {
     // Handed to another node: step in only if it never takes it.
@@ -202,7 +214,7 @@ void EtcdLease::CheckHandoffToMe() {
     return;
   }
   if (!caught_up) {
-    log::Warn("taking the handed-off lease before catching up: the old primary's last commits may be lost");
+    log::Warn("taking the lease before catching up: the old primary's last commits may be lost");
   }
   handoff_.reset();
   ScheduleAcquire(milliseconds(0), handoff_revision_);
@@ -368,7 +380,7 @@ void EtcdLease::HandOff(const std::string& node_id, Positions positions, std::fu
               });
 }
 
-void EtcdLease::Stop(std::function<void()> done) {
+void EtcdLease::Stop(Positions positions, std::function<void()> done) {
   const bool holding = state_ == State::kHolding || state_ == State::kFenced;
   const int64_t id = lease_id_;
   const int64_t revision = held_revision_;
@@ -376,26 +388,45 @@ void EtcdLease::Stop(std::function<void()> done) {
   state_ = State::kStopped;
   ++generation_;
   for (uv_timer_t* t : {observe_timer_, acquire_timer_, keepalive_timer_, fence_timer_}) uv_timer_stop(t);
-  if (watch_) etcd_.CancelWatch(watch_);
-  watch_ = 0;
   lease_id_ = 0;
   auto alive = std::weak_ptr<bool>(alive_);
-  if (id == 0) return done();
-  auto revoke = [this, alive, id, done]() {
+  auto finish = [this, alive, id, done = std::move(done)]() {
     if (alive.expired()) return done();
-    etcd_.Revoke(id, [alive, done](Status st) {
+    uv_timer_stop(acquire_timer_);
+    if (watch_) etcd_.CancelWatch(watch_);
+    watch_ = 0;
+    if (id == 0) return done();
+    etcd_.Revoke(id, [done](Status st) {
       if (!st.ok()) log::Warn("cannot revoke the etcd lease", {{"error", st.message()}});
       done();
     });
   };
-  if (!holding) return revoke();
-  // Leave the key "released" so a candidate takes over without lock-delay.
-  etcd_.PutIf(options_.key, "", 0, revision, [alive, revoke, done](Result<EtcdClient::TxnResult> t) {
-    if (alive.expired()) return done();
-    if (!t.ok()) log::Warn("cannot release the lease key", {{"error", t.message()}});
-    else log::Info("released the etcd lease");
-    revoke();
-  });
+  if (!holding) return finish();
+  LeaseRecord released;
+  released.kind = LeaseRecord::Kind::kReleased;
+  released.positions = std::move(positions);
+  etcd_.PutIf(options_.key, EncodeLeaseRecord(released), 0, revision,
+              [this, alive, finish](Result<EtcdClient::TxnResult> t) {
+                if (alive.expired()) return finish();
+                if (!t.ok() || !t->succeeded || !watch_) {
+                  if (!t.ok()) log::Warn("cannot release the lease key", {{"error", t.message()}});
+                  return finish();
+                }
+                log::Info("released the etcd lease; waiting for a successor");
+                // The streams keep running until a successor, caught up,
+                // holds the key (bounded: a lone node has none).
+                successor_waiter_ = finish;
+                uv_timer_stop(acquire_timer_);
+                acquire_timer_->data = this;
+                uv_timer_start(acquire_timer_, [](uv_timer_t* t) {
+                  auto* self = static_cast<EtcdLease*>(t->data);
+                  if (!self->successor_waiter_) return;
+                  log::Warn("no successor took the lease; stopping anyway");
+                  auto fn = std::move(self->successor_waiter_);
+                  self->successor_waiter_ = nullptr;
+                  fn();
+                }, 2000, 0);
+              });
 }
 
 }  // namespace litefs

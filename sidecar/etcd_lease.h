@@ -11,10 +11,11 @@
 // disappears. The holder stops accepting at least margin + lock-delay before
 // anyone else can hold the key (docs/failover.md has the arithmetic).
 //
-// Clean exits keep the key but drop its holder: an empty value ("released",
-// candidates take it at once, no lock-delay), or a handoff record naming the
-// successor (only it may take the key, once it replicated the positions in
-// the record; others wait TTL + lock-delay in case it never does).
+// Clean exits keep the key but drop its holder, with the positions a
+// successor must replicate first: "released" (any candidate, no
+// lock-delay), or a handoff record naming the successor (only it may take
+// the key; others wait TTL + lock-delay in case it never does). A candidate
+// that cannot catch up within 5 s takes the key anyway.
 //
 // Loop thread only. Callbacks run on the loop, never inside a method call.
 #pragma once
@@ -70,9 +71,12 @@ class EtcdLease {
   ~EtcdLease();
 
   void Start();
-  // Gives up the lease if held (the key is left "released") and stops.
-  // `done` runs once etcd answered or the requests timed out.
-  void Stop(std::function<void()> done);
+  // Gives up the lease if held and stops: the key is left "released" with
+  // `positions` (what a successor must replicate first); while the node's
+  // streams still run, waits (bounded) for a successor to take the key, so
+  // that they can deliver those positions. `done` runs after that, or once
+  // the requests failed or timed out.
+  void Stop(Positions positions, std::function<void()> done);
   // Primary only, after the node stopped accepting commits: hands the key
   // to `node_id`, which must reach `positions` before taking it.
   void HandOff(const std::string& node_id, Positions positions, std::function<void(Status)> done);
@@ -118,8 +122,10 @@ class EtcdLease {
   uint64_t watch_ = 0;
   std::optional<PrimaryInfo> published_;  // last primary_changed value
   bool published_once_ = false;
-  // A handoff record naming this node, waiting for the positions.
+  // A released or handoff record this node may take once it has
+  // replicated its positions.
   std::optional<LeaseRecord> handoff_;
+  std::function<void()> successor_waiter_;  // Stop: a successor took the key
   int64_t handoff_revision_ = 0;
   SteadyTime handoff_deadline_{};
   int64_t pending_acquire_revision_ = 0;

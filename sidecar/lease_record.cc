@@ -10,8 +10,14 @@ namespace litefs {
 std::string EncodeLeaseRecord(const LeaseRecord& r) {
   nlohmann::ordered_json j;
   switch (r.kind) {
-    case LeaseRecord::Kind::kReleased:
-      return "";
+    case LeaseRecord::Kind::kReleased: {
+      if (r.positions.empty()) return "";
+      j["released"] = true;
+      nlohmann::ordered_json pos = nlohmann::ordered_json::object();
+      for (const auto& [db, txid] : r.positions) pos[db] = ltx::FormatTXID(txid);
+      j["positions"] = std::move(pos);
+      break;
+    }
     case LeaseRecord::Kind::kHeld:
       j["hostname"] = r.hostname;
       j["advertise-url"] = r.advertise_url;
@@ -38,10 +44,11 @@ Result<LeaseRecord> DecodeLeaseRecord(std::string_view value) {
     auto it = j.find(name);
     return it != j.end() && it->is_string() ? it->get<std::string>() : "";
   };
-  if (j.contains("handoff-to")) {
-    r.kind = LeaseRecord::Kind::kHandoff;
+  const bool released = j.contains("released");
+  if (released || j.contains("handoff-to")) {
+    r.kind = released ? LeaseRecord::Kind::kReleased : LeaseRecord::Kind::kHandoff;
     r.handoff_to = text("handoff-to");
-    if (r.handoff_to.empty()) return Status::Error("lease record: empty handoff-to");
+    if (!released && r.handoff_to.empty()) return Status::Error("lease record: empty handoff-to");
     auto pos = j.find("positions");
     if (pos != j.end()) {
       if (!pos->is_object()) return Status::Error("lease record: positions is not an object");

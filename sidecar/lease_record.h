@@ -24,7 +24,8 @@ struct LeaseRecord {
   std::string advertise_url;
   std::string proxy_url;
   std::string node_id;
-  // kHandoff: the chosen successor and what it must have applied first.
+  // kHandoff: the chosen successor. kReleased and kHandoff: what a
+  // successor must have applied first (empty: nothing to wait for).
   std::string handoff_to;
   std::map<std::string, uint64_t> positions;
 };

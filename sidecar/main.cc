@@ -2,6 +2,7 @@
 //
 //   litefs run [-config PATH]   run the node (recover, replicate, serve commits)
 //   litefs export -name DB ...  download a database from a node
+//   litefs promote [-url URL]   make a candidate take the lease (etcd lease)
 //   litefs version              print the version and commit
 //
 // Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime
@@ -17,6 +18,7 @@
 
 #include "litefs_version.h"
 #include "sidecar/cli_export.h"
+#include "sidecar/cli_promote.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
 #include "sidecar/log.h"
@@ -34,11 +36,16 @@ void PrintUsage(FILE* out) {
           "\n"
           "Usage:\n"
           "  litefs run [-config PATH]   run this node: recover its databases, take its role\n"
-          "                              (static lease: candidate = primary), replicate, and\n"
+          "                              (static lease: candidate = primary; etcd lease:\n"
+          "                              candidates elect one), replicate, and\n"
           "                              serve commits from apps using liblitefs.so\n"
           "  litefs export -name DB [-url URL] PATH\n"
           "                              download a database from a node (default URL\n"
           "                              http://localhost:20202) into PATH, e.g. for a backup\n"
+          "  litefs promote [-url URL] [-timeout DURATION]\n"
+          "                              ask a candidate node (default URL\n"
+          "                              http://localhost:20202) to take the etcd lease\n"
+          "                              from the primary; waits until it is the primary\n"
           "  litefs version              print the version\n"
           "  litefs help                 show this text\n"
           "\n"
@@ -161,6 +168,10 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "run") return Run(args);
   if (cmd == "export") return litefs::ExportMain(args);
+  if (cmd == "promote") {
+    litefs::http::GlobalInit();
+    return litefs::PromoteMain(args);
+  }
   if (cmd == "internal-checkpoint" && args.size() == 1) {
     return litefs::WalCheckpointer::CheckpointMain(args[0]);
   }

@@ -15,6 +15,9 @@
 namespace litefs {
 namespace {
 
+// How long a step-down waits for approved write transactions to commit.
+constexpr std::chrono::milliseconds kDrainLimit{2000};
+
 uint64_t RandomNodeId() {
   uint64_t id = 0;
   while (id == 0) {
@@ -146,10 +149,15 @@ void Node::Stop(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
   if (lease_) {
-    // Stop taking commits, then leave the lease "released" so a candidate
-    // takes over at once; the rest of the shutdown follows.
-    lease_->Stop([this, done = std::move(done)]() mutable { FinishStop(std::move(done)); });
-    return;
+    // Let approved transactions commit, stop taking commits, then leave the
+    // lease "released" so a candidate takes over at once; the rest of the
+    // shutdown follows.
+    auto release = [this, done = std::move(done)]() mutable {
+      StopAcceptingCommits("shutting down", /*end_streams=*/false);
+      lease_->Stop(Positions(), [this, done = std::move(done)]() mutable { FinishStop(std::move(done)); });
+    };
+    if (commits_ && store_->is_primary()) return commits_->Drain(kDrainLimit, std::move(release));
+    return release();
   }
   FinishStop(std::move(done));
 }
@@ -208,7 +216,7 @@ Status Node::StartEtcdLease() {
   cb.renewed = [this](SteadyTime deadline) {
     if (store_->is_primary()) store_->SetCommitDeadline(deadline);
   };
-  cb.lost = [this](const std::string& why) { StopAcceptingCommits(why); };
+  cb.lost = [this](const std::string& why) { StopAcceptingCommits(why, /*end_streams=*/true); };
   cb.primary_changed = [this](std::optional<PrimaryInfo> primary) { Follow(std::move(primary)); };
   cb.caught_up = [this](const EtcdLease::Positions& p) { return CaughtUp(p); };
   lease_ = std::make_unique<EtcdLease>(loop_, *etcd_, std::move(options), std::move(cb));
@@ -241,15 +249,21 @@ void Node::TakePrimaryRole(std::optional<SteadyTime> deadline) {
   LogCommitWindow(true, std::chrono::steady_clock::now(), "acquired the lease");
 }
 
-void Node::StopAcceptingCommits(const std::string& why) {
+void Node::StopAcceptingCommits(const std::string& why, bool end_streams) {
   if (!store_->is_primary()) return;
   // The commit path stopped at the deadline already if that came first.
   SteadyTime closed = std::chrono::steady_clock::now();
   if (store_->commit_deadline()) closed = std::min(closed, *store_->commit_deadline());
   store_->SetPrimary(std::nullopt);
   LogCommitWindow(false, closed, why);
-  if (api_) api_->EndStreams();
+  if (api_ && end_streams) api_->EndStreams();
   watcher_.reset();
+}
+
+EtcdLease::Positions Node::Positions() {
+  EtcdLease::Positions positions;
+  for (Database* db : store_->All()) positions[db->name()] = db->pos().txid;
+  return positions;
 }
 
 void Node::LogCommitWindow(bool open, SteadyTime at, const std::string& why) {
@@ -269,16 +283,16 @@ void Node::Follow(std::optional<PrimaryInfo> primary) {
     // Our own record from before a restart: it expires with its old lease.
     primary.reset();
   }
-  if (following_.has_value() == primary.has_value() &&
-      (!primary || following_->advertise_url == primary->advertise_url)) {
-    return;
-  }
+  // No primary in etcd (released, handed off, expired): keep streaming from
+  // the one we follow, if any, so that we catch up with its last commits;
+  // the stream ends by itself if it is gone.
+  if (!primary) return;
+  if (following_ && following_->advertise_url == primary->advertise_url) return;
   replica_.reset();
   following_ = primary;
-  if (!primary) {
-    store_->SetPrimary(std::nullopt);
-    return;
-  }
+  // Streams this node still serves from before it stepped down end now:
+  // the replicas follow the new primary.
+  if (api_) api_->EndStreams();
   ReplicaOptions options;
   options.primary_url = primary->advertise_url;
   while (!options.primary_url.empty() && options.primary_url.back() == '/') options.primary_url.pop_back();
@@ -339,13 +353,12 @@ void Node::Handoff(const std::string& node_id, NodeApiOptions::Reply reply) {
   if (!lease_) return reply(500, "the static lease cannot be handed off");
   if (!lease_->held() || !store_->is_primary()) return reply(500, "this node is not the primary");
   if (node_id == FormatNodeId(node_id_)) return reply(200, "this node is already the primary");
-  StopAcceptingCommits("handing the lease off to " + node_id);
-  // Commits already being recorded finish first, so the positions the
-  // successor must reach include them.
-  commits_->WhenNoCommitsInProgress([this, node_id, reply] {
-    EtcdLease::Positions positions;
-    for (Database* db : store_->All()) positions[db->name()] = db->pos().txid;
-    lease_->HandOff(node_id, std::move(positions), [reply](Status st) {
+  // Transactions already approved commit first, so the positions the
+  // successor must reach include every acknowledged commit.
+  commits_->Drain(kDrainLimit, [this, node_id, reply] {
+    if (!lease_->held() || !store_->is_primary()) return reply(500, "lost the lease while draining writes");
+    StopAcceptingCommits("handing the lease off to " + node_id, /*end_streams=*/false);
+    lease_->HandOff(node_id, Positions(), [reply](Status st) {
       if (!st.ok()) return reply(500, st.message());
       reply(200, "handoff started");
     });

@@ -48,7 +48,11 @@ class Node {
   Status StartEtcdLease();
   // Role changes.
   void TakePrimaryRole(std::optional<SteadyTime> deadline);
-  void StopAcceptingCommits(const std::string& why);
+  // `end_streams`: false when stepping down voluntarily, so that the
+  // streams deliver the last commits to the successor (they end when this
+  // node follows it).
+  void StopAcceptingCommits(const std::string& why, bool end_streams);
+  EtcdLease::Positions Positions();
   void Follow(std::optional<PrimaryInfo> primary);
   void LogCommitWindow(bool open, SteadyTime at, const std::string& why);
   // POST /promote and POST /handoff.

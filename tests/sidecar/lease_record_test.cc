@@ -69,6 +69,16 @@ TEST_CASE("lease record: released and handoff records") {
   REQUIRE(r.ok());
   CHECK(r->kind == LeaseRecord::Kind::kReleased);
 
+  // A clean shutdown leaves the positions a successor must reach first.
+  LeaseRecord with_positions;
+  with_positions.positions = {{"app.db", 9}};
+  std::string text = EncodeLeaseRecord(with_positions);
+  CHECK(nlohmann::json::parse(text)["released"] == true);
+  litefs::Result<LeaseRecord> rp = DecodeLeaseRecord(text);
+  REQUIRE(rp.ok());
+  CHECK(rp->kind == LeaseRecord::Kind::kReleased);
+  CHECK(rp->positions == with_positions.positions);
+
   LeaseRecord h;
   h.kind = LeaseRecord::Kind::kHandoff;
   h.handoff_to = "ECC01649861A8D1D";
