@@ -188,7 +188,7 @@ void EtcdClient::PutIf(std::string_view key, std::string_view value, int64_t lea
   });
 }
 
-uint64_t EtcdClient::Watch(std::string_view key, int64_t from_revision,
+uint64_t EtcdClient::Watch(std::string_view key, int64_t from_revision, long idle_timeout_ms,
                            std::function<void(const EtcdWatchEvent&)> on_event,
                            std::function<void(Status)> on_end) {
   struct State {
@@ -212,6 +212,7 @@ uint64_t EtcdClient::Watch(std::string_view key, int64_t from_revision,
   req.headers = {{"Content-Type", "application/json"}};
   req.body = body.dump();
   req.connect_timeout_ms = request_timeout_ms_;
+  req.idle_timeout_ms = idle_timeout_ms;
   // Ends the stream (as an error) when etcd cancels the watch; the owner
   // re-reads the key and watches again.
   auto end = [this, state](Status st) {

@@ -69,7 +69,9 @@ class EtcdClient {
   // Streams changes of `key` from `from_revision` on; `on_end` runs once when
   // the stream stops (error, or etcd cancelled it), not after CancelWatch.
   // `idle_timeout_ms` (0 = none) ends a watch that stays silent that long.
-  uint64_t Watch(std::string_view key, int64_t from_revision,
+  // A watch is a long-lived response; over a silently broken connection it
+  // would never end, hence the idle timeout.
+  uint64_t Watch(std::string_view key, int64_t from_revision, long idle_timeout_ms,
                  std::function<void(const EtcdWatchEvent&)> on_event,
                  std::function<void(Status)> on_end);
   void CancelWatch(uint64_t watch_id);

@@ -114,8 +114,10 @@ void EtcdLease::ScheduleObserve() {
 
 void EtcdLease::WatchFrom(int64_t revision) {
   auto alive = std::weak_ptr<bool>(alive_);
+  // A quiet key sends nothing: re-read it every two TTLs anyway, so that a
+  // connection broken without a reset cannot hide a change for long.
   watch_ = etcd_.Watch(
-      options_.key, revision,
+      options_.key, revision, long(2 * options_.ttl.count()),
       [this, alive](const EtcdWatchEvent& e) {
         if (alive.expired()) return;  // (when stopped, Seen looks for a successor)
         if (e.deleted) {
@@ -127,6 +129,10 @@ void EtcdLease::WatchFrom(int64_t revision) {
       [this, alive](Status st) {
         if (alive.expired() || state_ == State::kStopped) return;
         watch_ = 0;
+        if (st.message().find("(idle timeout)") != std::string::npos) {
+          log::Debug("etcd watch idle; reading the key again");
+          return Observe();
+        }
         log::Warn("etcd watch ended; watching again", {{"error", st.message()}});
         ScheduleObserve();
       });
