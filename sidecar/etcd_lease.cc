@@ -277,6 +277,9 @@ void EtcdLease::Held(SteadyTime sent, int64_t ttl_s, int64_t revision) {
     return ScheduleObserve();
   }
   state_ = State::kHolding;
+  // Whoever is seen next is news to the node, even the primary it followed
+  // before this one.
+  published_once_ = false;
   log::Info("acquired the etcd lease", {{"lease", std::to_string(lease_id_)},
                                         {"revision", std::to_string(revision)},
                                         {"valid_ms", std::to_string(Until(deadline_).count())}});
