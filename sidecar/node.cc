@@ -154,7 +154,7 @@ void Node::Stop(std::function<void()> done) {
     // shutdown follows.
     auto release = [this, done = std::move(done)]() mutable {
       StopAcceptingCommits("shutting down", /*end_streams=*/false);
-      lease_->Stop(Positions(), [this, done = std::move(done)]() mutable { FinishStop(std::move(done)); });
+      lease_->Stop(CurrentPositions(), [this, done = std::move(done)]() mutable { FinishStop(std::move(done)); });
     };
     if (commits_ && store_->is_primary()) return commits_->Drain(kDrainLimit, std::move(release));
     return release();
@@ -260,7 +260,7 @@ void Node::StopAcceptingCommits(const std::string& why, bool end_streams) {
   watcher_.reset();
 }
 
-EtcdLease::Positions Node::Positions() {
+EtcdLease::Positions Node::CurrentPositions() {
   EtcdLease::Positions positions;
   for (Database* db : store_->All()) positions[db->name()] = db->pos().txid;
   return positions;
@@ -268,12 +268,12 @@ EtcdLease::Positions Node::Positions() {
 
 void Node::LogCommitWindow(bool open, SteadyTime at, const std::string& why) {
   const SteadyTime now = std::chrono::steady_clock::now();
-  const int64_t mono_ms =
+  const int64_t mono_us =
       std::chrono::duration_cast<std::chrono::microseconds>(at.time_since_epoch()).count();
   const int64_t wall_ms =
       WallClockMs() - std::chrono::duration_cast<std::chrono::milliseconds>(now - at).count();
   log::Info(open ? "commit window opened" : "commit window closed",
-            {{"mono_us", std::to_string(mono_ms)}, {"wall_ms", std::to_string(wall_ms)},
+            {{"mono_us", std::to_string(mono_us)}, {"wall_ms", std::to_string(wall_ms)},
              {"node_id", FormatNodeId(node_id_)}, {"reason", why}});
 }
 
@@ -358,7 +358,7 @@ void Node::Handoff(const std::string& node_id, NodeApiOptions::Reply reply) {
   commits_->Drain(kDrainLimit, [this, node_id, reply] {
     if (!lease_->held() || !store_->is_primary()) return reply(500, "lost the lease while draining writes");
     StopAcceptingCommits("handing the lease off to " + node_id, /*end_streams=*/false);
-    lease_->HandOff(node_id, Positions(), [reply](Status st) {
+    lease_->HandOff(node_id, CurrentPositions(), [reply](Status st) {
       if (!st.ok()) return reply(500, st.message());
       reply(200, "handoff started");
     });

@@ -52,7 +52,7 @@ class Node {
   // streams deliver the last commits to the successor (they end when this
   // node follows it).
   void StopAcceptingCommits(const std::string& why, bool end_streams);
-  EtcdLease::Positions Positions();
+  EtcdLease::Positions CurrentPositions();
   void Follow(std::optional<PrimaryInfo> primary);
   void LogCommitWindow(bool open, SteadyTime at, const std::string& why);
   // POST /promote and POST /handoff.
