@@ -237,6 +237,36 @@ void EtcdLease::Acquire(int64_t expected_mod_revision) {
   state_ = State::kAcquiring;
   const uint64_t gen = ++generation_;
   auto alive = std::weak_ptr<bool>(alive_);
+  // The cluster ID first: a node of another cluster must not take the key.
+  etcd_.Get(options_.key + "/clusterid", [this, alive, gen, expected_mod_revision](Result<EtcdGetResult> r) {
+    if (alive.expired() || gen != generation_) return;
+    if (!r.ok()) {
+      log::Warn("cannot read the cluster id from etcd; retrying", {{"error", r.message()}});
+      state_ = State::kFollowing;
+      return ScheduleObserve();
+    }
+    const std::string theirs = r->kv ? r->kv->value : "";
+    const std::string ours = cb_.cluster_id();
+    if (!theirs.empty() && ours.empty()) {
+      Status st = cb_.adopt_cluster_id(theirs);
+      if (!st.ok()) {
+        log::Error("cannot adopt the cluster id from etcd", {{"error", st.message()}});
+        state_ = State::kFollowing;
+        return ScheduleObserve();
+      }
+      log::Info("adopted the cluster id from etcd", {{"cluster_id", theirs}});
+    } else if (!theirs.empty() && theirs != ours) {
+      log::Error("this node belongs to another cluster; it will not compete for the lease",
+                 {{"cluster_id", ours}, {"etcd_cluster_id", theirs}, {"key", options_.key + "/clusterid"}});
+      state_ = State::kFollowing;
+      return;
+    }
+    Race(expected_mod_revision, gen);
+  });
+}
+
+void EtcdLease::Race(int64_t expected_mod_revision, uint64_t gen) {
+  auto alive = std::weak_ptr<bool>(alive_);
   const SteadyTime sent = std::chrono::steady_clock::now();
   const int64_t ttl_s = std::max<int64_t>(1, (options_.ttl.count() + 999) / 1000);
   etcd_.GrantLease(ttl_s, [this, alive, gen, sent, expected_mod_revision](Result<EtcdClient::Grant> g) {
@@ -286,6 +316,21 @@ void EtcdLease::Held(SteadyTime sent, int64_t ttl_s, int64_t revision) {
   ArmTimer(fence_timer_, Until(deadline_));
   ScheduleKeepAlive(options_.ttl / 3);
   cb_.acquired(deadline_);
+  PublishClusterId();
+}
+
+// The first primary writes the cluster ID (the node made one on taking the
+// role); later ones find it there already.
+void EtcdLease::PublishClusterId() {
+  const std::string id = cb_.cluster_id();
+  if (id.empty()) return;
+  etcd_.PutIf(options_.key + "/clusterid", id, 0, 0, [id](Result<EtcdClient::TxnResult> t) {
+    if (!t.ok()) {
+      log::Warn("cannot store the cluster id in etcd", {{"error", t.message()}});
+    } else if (t->succeeded) {
+      log::Info("stored the cluster id in etcd", {{"cluster_id", id}});
+    }
+  });
 }
 
 void EtcdLease::ScheduleKeepAlive(milliseconds delay) { ArmTimer(keepalive_timer_, delay); }

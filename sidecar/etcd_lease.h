@@ -17,6 +17,10 @@
 // the key; others wait TTL + lock-delay in case it never does). A candidate
 // that cannot catch up within 5 s takes the key anyway.
 //
+// Cluster ID: as LiteFS, the sibling key "<key>/clusterid" holds the
+// cluster's ID, written once by the first primary. A candidate with no ID
+// adopts it; one with another ID never competes (it belongs elsewhere).
+//
 // Loop thread only. Callbacks run on the loop, never inside a method call.
 #pragma once
 
@@ -65,6 +69,9 @@ class EtcdLease {
     std::function<void(std::optional<PrimaryInfo>)> primary_changed;
     // Whether this node has applied at least these positions (handoff).
     std::function<bool(const Positions&)> caught_up;
+    // The node's cluster ID ("" if none yet), and adopting the one in etcd.
+    std::function<std::string()> cluster_id;
+    std::function<Status(const std::string&)> adopt_cluster_id;
   };
 
   EtcdLease(uv_loop_t* loop, EtcdClient& etcd, EtcdLeaseOptions options, Callbacks callbacks);
@@ -101,6 +108,8 @@ class EtcdLease {
   void Seen(std::optional<EtcdKeyValue> kv, bool deleted);
   void ScheduleAcquire(std::chrono::milliseconds delay, int64_t expected_mod_revision);
   void Acquire(int64_t expected_mod_revision);
+  void Race(int64_t expected_mod_revision, uint64_t gen);
+  void PublishClusterId();
   void Held(SteadyTime sent, int64_t ttl_s, int64_t revision);
   void ScheduleKeepAlive(std::chrono::milliseconds delay);
   void KeepAlive();

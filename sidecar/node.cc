@@ -219,6 +219,8 @@ Status Node::StartEtcdLease() {
   cb.lost = [this](const std::string& why) { StopAcceptingCommits(why, /*end_streams=*/true); };
   cb.primary_changed = [this](std::optional<PrimaryInfo> primary) { Follow(std::move(primary)); };
   cb.caught_up = [this](const EtcdLease::Positions& p) { return CaughtUp(p); };
+  cb.cluster_id = [this] { return store_->cluster_id(); };
+  cb.adopt_cluster_id = [this](const std::string& id) { return store_->SetClusterId(id); };
   lease_ = std::make_unique<EtcdLease>(loop_, *etcd_, std::move(options), std::move(cb));
   progress_subscription_ = store_->Subscribe([this](Database&) {
     if (lease_) lease_->LocalProgress();

@@ -231,6 +231,56 @@ def test_promote_hands_over_without_losing_commits(tmp_path, etcd):
         stop_all(nodes, writers)
 
 
+def test_unreachable_etcd_is_reported_and_the_next_endpoint_used(tmp_path, etcd):
+    from litefs_cluster import free_port
+    dead = f"http://127.0.0.1:{free_port()}"
+    alone = EtcdNode(tmp_path, "alone", [dead]).start()
+    nodes = [alone]
+    try:
+        wait_for(lambda: f"cannot read the lease key from etcd; retrying error=\"etcd get at {dead}: "
+                 in alone.log_text(), 5, what="the unreachable endpoint to be reported")
+        assert "Couldn't connect" in alone.log_text()
+        assert not alone.is_primary()
+        failed = alone.sqlite(DB, "CREATE TABLE t(x)", check=False)
+        assert failed.returncode != 0 and "readonly" in failed.stderr.lower(), failed.stderr
+        # With a live endpoint after the dead one, the node moves on to it.
+        second = EtcdNode(tmp_path, "second", [dead, etcd.url]).start()
+        nodes.append(second)
+        wait_for(second.is_primary, 10, what="the node to reach etcd through its second endpoint")
+        stop_cleanly(nodes)
+    finally:
+        stop_all(nodes)
+
+
+def test_cluster_id_is_kept_in_etcd(tmp_path, etcd):
+    first = EtcdNode(tmp_path, "first", [etcd.url]).start()
+    nodes = [first]
+    try:
+        wait_for(first.is_primary, 10, what="a primary")
+        cluster = first.info()["clusterID"]
+        wait_for(lambda: etcd.get("litefs/primary/clusterid") == cluster.encode(), 5,
+                 what="the cluster id in etcd")
+        # A node of another cluster (its own id on disk) never takes the lease.
+        stranger = EtcdNode(tmp_path, "stranger", [etcd.url])
+        (stranger.dir / ".litefs").mkdir(parents=True)
+        (stranger.dir / ".litefs" / "clusterid").write_text("LFSC00000000000000AB\n")
+        stranger.start()
+        nodes.append(stranger)
+        first.stop()
+        wait_for(lambda: "belongs to another cluster" in stranger.log_text(), 5,
+                 what="the stranger to refuse to compete")
+        assert not stranger.is_primary()
+        # A new node adopts the cluster's id before taking the lease.
+        fresh = EtcdNode(tmp_path, "fresh", [etcd.url]).start()
+        nodes.append(fresh)
+        wait_for(fresh.is_primary, 10, what="the fresh node to become primary")
+        assert fresh.info()["clusterID"] == cluster
+        assert not stranger.is_primary()
+        stop_cleanly(nodes)
+    finally:
+        stop_all(nodes)
+
+
 def released(value):
     """A lease key value left by a clean step-down (LiteFS's empty value, or ours with positions)."""
     return value == b"" or (bool(value) and json.loads(value).get("released") is True)
