@@ -343,10 +343,15 @@ void EtcdLease::KeepAlive() {
   etcd_.KeepAlive(lease_id_, [this, alive, gen, sent](Result<int64_t> ttl) {
     if (alive.expired() || gen != generation_) return;
     if (!ttl.ok()) {
-      log::Warn("cannot renew the etcd lease; retrying", {{"error", ttl.message()},
-                                                          {"deadline_in_ms", std::to_string(Until(deadline_).count())}});
+      // Retries are frequent while etcd is away: log the first few, then every 20th.
+      if (++keepalive_failures_ <= 3 || keepalive_failures_ % 20 == 0) {
+        log::Warn("cannot renew the etcd lease; retrying",
+                  {{"error", ttl.message()}, {"failures", std::to_string(keepalive_failures_)},
+                   {"deadline_in_ms", std::to_string(Until(deadline_).count())}});
+      }
       return ScheduleKeepAlive(RetryInterval());
     }
+    keepalive_failures_ = 0;
     if (*ttl <= 0) {
       Drop("the etcd lease expired");
       return Observe();

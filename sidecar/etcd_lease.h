@@ -138,7 +138,8 @@ class EtcdLease {
   int64_t handoff_revision_ = 0;
   SteadyTime handoff_deadline_{};
   int64_t pending_acquire_revision_ = 0;
-  int observe_failures_ = 0;  // consecutive failed reads: backs the retries off
+  int observe_failures_ = 0;
+  int keepalive_failures_ = 0;  // consecutive: only some are logged  // consecutive failed reads: backs the retries off
   uint64_t generation_ = 0;  // bumps to ignore answers to abandoned requests
 
   uv_timer_t* observe_timer_;
