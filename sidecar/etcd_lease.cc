@@ -97,7 +97,7 @@ void EtcdLease::Observe() {
       return ScheduleObserve();
     }
     observe_failures_ = 0;
-    Seen(r->kv, /*deleted=*/!r->kv.has_value());
+    Seen(r->kv);
     if (state_ == State::kStopped) return;
     WatchFrom(r->revision + 1);
   });
@@ -120,11 +120,7 @@ void EtcdLease::WatchFrom(int64_t revision) {
       options_.key, revision, long(2 * options_.ttl.count()),
       [this, alive](const EtcdWatchEvent& e) {
         if (alive.expired()) return;  // (when stopped, Seen looks for a successor)
-        if (e.deleted) {
-          Seen(std::nullopt, true);
-        } else {
-          Seen(e.kv, false);
-        }
+        Seen(e.deleted ? std::nullopt : std::optional<EtcdKeyValue>(e.kv));
       },
       [this, alive](Status st) {
         if (alive.expired() || state_ == State::kStopped) return;
@@ -138,8 +134,8 @@ void EtcdLease::WatchFrom(int64_t revision) {
       });
 }
 
-// One observation of the key: absent (`deleted`), or its current value.
-void EtcdLease::Seen(std::optional<EtcdKeyValue> kv, bool deleted) {
+// One observation of the key: absent, or its current value.
+void EtcdLease::Seen(std::optional<EtcdKeyValue> kv) {
   const bool ours = kv && lease_id_ != 0 && kv->lease == lease_id_;
   if (ours) return;  // our own write (or its echo on the watch)
   if (state_ == State::kStopped) {
@@ -188,7 +184,6 @@ void EtcdLease::Seen(std::optional<EtcdKeyValue> kv, bool deleted) {
   if (!kv) {
     // Gone by expiry (or never there): wait lock-delay first.
     ScheduleAcquire(options_.lock_delay, 0);
-    (void)deleted;
   } else if (record.kind == LeaseRecord::Kind::kReleased && record.positions.empty()) {
     ScheduleAcquire(milliseconds(0), kv->mod_revision);
   } else if (record.kind == LeaseRecord::Kind::kReleased ||

@@ -105,7 +105,7 @@ class EtcdLease {
   void Observe();
   void WatchFrom(int64_t revision);
   void ScheduleObserve();
-  void Seen(std::optional<EtcdKeyValue> kv, bool deleted);
+  void Seen(std::optional<EtcdKeyValue> kv);  // nullopt: the key is absent
   void ScheduleAcquire(std::chrono::milliseconds delay, int64_t expected_mod_revision);
   void Acquire(int64_t expected_mod_revision);
   void Race(int64_t expected_mod_revision, uint64_t gen);
