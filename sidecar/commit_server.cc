@@ -142,9 +142,12 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
       return;
 
     case wire::MsgType::kBegin: {
-      if (!store_.is_primary()) {
-        const auto& p = store_.primary();
-        Reply(conn, litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : ""));
+      if (std::optional<wire::Message> no = Refusal()) {
+        Reply(conn, *no);
+        return;
+      }
+      if (drained_) {
+        Reply(conn, litefs::Reply(wire::MsgType::kBusy, "the primary is handing over; retry shortly"));
         return;
       }
       Result<Database*> db = store_.GetOrCreate(msg.text);
@@ -171,16 +174,23 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
     case wire::MsgType::kCommit: {
       conn->writing_db.clear();
       Database* db = store_.Find(msg.text);
-      if (!store_.is_primary() || !db) {
-        // The app's commit already happened; recovery will record it if this
-        // node is (again) the primary.
+      if (!store_.accepting_commits() || !db) {
+        // The app's commit already happened in its files but is not
+        // recorded: recovery records it as a local transaction (one the
+        // primary does not have, so this node resyncs by snapshot if it is
+        // a replica now).
+        if (db) db->Recover();
         Reply(conn, litefs::Reply(wire::MsgType::kError,
-                                  db ? "this node is no longer the primary"
+                                  db ? "this node stopped accepting commits (no longer the primary, or its lease "
+                                       "could not be renewed); the transaction is not replicated"
                                      : "unknown database " + msg.text));
+        CheckDrained();
         return;
       }
       conn->waiting = true;
+      commits_in_progress_++;
       db->Commit(std::move(msg), [this, conn](Result<ltx::Pos> pos) {
+                   CommitFinished();
                    if (!Resume(conn)) return;
                    wire::Message reply;
                    if (pos.ok()) {
@@ -198,6 +208,7 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
 
     case wire::MsgType::kAbort:
       conn->writing_db.clear();
+      CheckDrained();
       return;
 
     default:
@@ -207,15 +218,86 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
   }
 }
 
-void CommitServer::AnswerBegin(Conn* conn, Database* db) {
+std::optional<wire::Message> CommitServer::Refusal() const {
   if (!store_.is_primary()) {
     const auto& p = store_.primary();
-    Reply(conn, litefs::Reply(wire::MsgType::kReadOnly, p ? p->hostname : ""));
+    return litefs::Reply(wire::MsgType::kReadOnly,
+                         p ? p->hostname : "unknown (no primary is reachable right now)");
+  }
+  if (!store_.accepting_commits()) {
+    return litefs::Reply(wire::MsgType::kBusy,
+                         "the primary could not renew its lease in time; writes are paused until it "
+                         "does or another node takes over");
+  }
+  return std::nullopt;
+}
+
+void CommitServer::CommitFinished() {
+  if (--commits_in_progress_ > 0) return;
+  std::vector<std::function<void()>> waiters;
+  waiters.swap(idle_waiters_);
+  for (auto& fn : waiters) fn();
+  CheckDrained();
+}
+
+size_t CommitServer::open_write_transactions() const {
+  size_t n = 0;
+  for (const Conn* c : conns_) n += c->writing_db.empty() ? 0 : 1;
+  return n;
+}
+
+void CommitServer::Drain(std::chrono::milliseconds limit, std::function<void()> done) {
+  if (drained_) {  // already draining: both finish together
+    auto first = std::move(drained_);
+    drained_ = [first = std::move(first), done = std::move(done)] {
+      first();
+      done();
+    };
+    return;
+  }
+  drained_ = std::move(done);
+  if (!drain_timer_) {
+    drain_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, drain_timer_);
+    drain_timer_->data = this;
+  }
+  uv_timer_start(drain_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<CommitServer*>(t->data);
+    if (!self->drained_) return;
+    log::Warn("write transactions still open after the drain limit; they will not be recorded",
+              {{"open", std::to_string(self->open_write_transactions())}});
+    auto fn = std::move(self->drained_);
+    self->drained_ = nullptr;
+    fn();
+  }, uint64_t(limit.count()), 0);
+  CheckDrained();
+}
+
+void CommitServer::CheckDrained() {
+  if (!drained_ || commits_in_progress_ > 0 || open_write_transactions() > 0) return;
+  uv_timer_stop(drain_timer_);
+  auto fn = std::move(drained_);
+  drained_ = nullptr;
+  fn();
+}
+
+void CommitServer::WhenNoCommitsInProgress(std::function<void()> fn) {
+  if (commits_in_progress_ == 0) return fn();
+  idle_waiters_.push_back(std::move(fn));
+}
+
+void CommitServer::AnswerBegin(Conn* conn, Database* db) {
+  if (std::optional<wire::Message> no = Refusal()) {
+    Reply(conn, *no);
     return;
   }
   if (!db->writable()) {
     db->Recover();  // the last recovery failed: try again, and let the app retry
     Reply(conn, litefs::Reply(wire::MsgType::kBusy, db->problem()));
+    return;
+  }
+  if (drained_) {
+    Reply(conn, litefs::Reply(wire::MsgType::kBusy, "the primary is handing over; retry shortly"));
     return;
   }
   conn->writing_db = db->name();
@@ -257,7 +339,9 @@ void CommitServer::Drop(Conn* conn) {
                 {{"db", conn->writing_db}, {"pid", std::to_string(conn->pid)}});
       db->Recover();
     }
+    conn->writing_db.clear();
   }
+  CheckDrained();
   uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe), [](uv_handle_t* h) {
     auto* c = static_cast<Conn*>(h->data);
     // A commit still running holds a pointer to the connection: whichever
@@ -268,6 +352,16 @@ void CommitServer::Drop(Conn* conn) {
 }
 
 void CommitServer::Close(std::function<void()> done) {
+  if (drained_) {
+    auto fn = std::move(drained_);
+    drained_ = nullptr;
+    fn();
+  }
+  if (drain_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(drain_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    drain_timer_ = nullptr;
+  }
   for (Conn* c : std::set<Conn*>(conns_)) Drop(c);
   if (!server_) {
     if (done) done();

@@ -8,10 +8,13 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "ltx/status.h"
 #include "sidecar/store.h"
@@ -29,6 +32,16 @@ class CommitServer {
   void Close(std::function<void()> done);
 
   size_t connections() const { return conns_.size(); }
+  // Commits being recorded now; `fn` runs at once if there are none, else
+  // when the last one finishes.
+  size_t commits_in_progress() const { return commits_in_progress_; }
+  void WhenNoCommitsInProgress(std::function<void()> fn);
+
+  // Before a voluntary step-down (handoff, shutdown): refuses new write
+  // transactions (kBusy) but lets those already approved commit; `done`
+  // runs once none is left, or after `limit` (a writer holding its
+  // transaction open longer is then refused at its commit).
+  void Drain(std::chrono::milliseconds limit, std::function<void()> done);
 
  private:
   struct Conn;
@@ -41,12 +54,22 @@ class CommitServer {
   static bool Resume(Conn* conn);
   void Reply(Conn* conn, const wire::Message& msg);
   void Drop(Conn* conn);
+  // Why writes are refused now (kReadOnly on a replica, kBusy on a primary
+  // past its lease deadline), or nullopt when they are accepted.
+  std::optional<wire::Message> Refusal() const;
+  void CommitFinished();
+  void CheckDrained();
+  size_t open_write_transactions() const;
 
   uv_loop_t* loop_;
   Store& store_;
   std::string path_;
   uv_pipe_t* server_ = nullptr;
   std::set<Conn*> conns_;
+  size_t commits_in_progress_ = 0;
+  std::vector<std::function<void()>> idle_waiters_;
+  std::function<void()> drained_;  // set while draining
+  uv_timer_t* drain_timer_ = nullptr;
 };
 
 }  // namespace litefs

@@ -124,26 +124,30 @@ class Decoder {
     return Status();
   }
 
-  // A list of strings; a single string counts as a list of one.
-  Status StringList(const Section& s, std::string_view name, const std::string& full,
-                    std::vector<std::string>* out) {
+  // A list of strings; a single string counts as a one-element list.
+  Status Strings(const Section& s, std::string_view name, const std::string& full,
+                 std::vector<std::string>* out) {
     const YAML::Node* v = Find(s, name);
     if (v == nullptr) return Status();
     if (v->IsScalar()) {
-      out->push_back(v->Scalar());
+      *out = {v->Scalar()};
       return Status();
     }
     if (!v->IsSequence()) {
-      return Status::Error(full + ": expected a list of strings, got " + Describe(*v) + Suffix(v->Mark()));
+      return Status::Error(full + ": expected a list of strings, got " + Describe(*v) +
+                           Suffix(v->Mark()));
     }
+    out->clear();
     for (const YAML::Node& item : *v) {
       if (!item.IsScalar()) {
-        return Status::Error(full + ": expected a list of strings, got " + Describe(item) + Suffix(item.Mark()));
+        return Status::Error(full + ": expected a list of strings, got " + Describe(item) +
+                             " in it" + Suffix(item.Mark()));
       }
       out->push_back(item.Scalar());
     }
     return Status();
   }
+
   bool Has(const Section& s, std::string_view name) { return Find(s, name) != nullptr; }
 
   const YAML::Node* Find(const Section& s, std::string_view name) {
@@ -183,6 +187,7 @@ Result<std::string> AbsolutePath(const std::string& p, const std::string& key) {
 
 struct Raw {
   std::string dir, fuse_dir, data_dir;
+  bool has_etcd_section = false;
 };
 
 Status DecodeProxy(Decoder& d, const YAML::Node& node, Config* cfg) {
@@ -201,8 +206,8 @@ Status DecodeProxy(Decoder& d, const YAML::Node& node, Config* cfg) {
   LITEFS_RETURN_IF_ERROR(d.String(s, "mode", "proxy.mode", &p.mode));
   LITEFS_RETURN_IF_ERROR(d.Dur(s, "max-lag", "proxy.max-lag", &p.max_lag));
   LITEFS_RETURN_IF_ERROR(d.Bool(s, "debug", "proxy.debug", &p.debug));
-  LITEFS_RETURN_IF_ERROR(d.StringList(s, "passthrough", "proxy.passthrough", &p.passthrough));
-  LITEFS_RETURN_IF_ERROR(d.StringList(s, "always-forward", "proxy.always-forward", &p.always_forward));
+  LITEFS_RETURN_IF_ERROR(d.Strings(s, "passthrough", "proxy.passthrough", &p.passthrough));
+  LITEFS_RETURN_IF_ERROR(d.Strings(s, "always-forward", "proxy.always-forward", &p.always_forward));
   LITEFS_RETURN_IF_ERROR(
       d.Dur(s, "primary-redirect-timeout", "proxy.primary-redirect-timeout", &p.primary_redirect_timeout));
   LITEFS_RETURN_IF_ERROR(d.Dur(s, "read-timeout", "proxy.read-timeout", &p.read_timeout));
@@ -298,7 +303,8 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   Section lease;
   LITEFS_RETURN_IF_ERROR(d.ReadSection(
       d.Sub(top, "lease"), "lease",
-      {"type", "candidate", "hostname", "advertise-url", "reconnect-delay"}, &lease));
+      {"type", "candidate", "hostname", "advertise-url", "reconnect-delay", "promote", "etcd"},
+      &lease));
   LITEFS_RETURN_IF_ERROR(d.String(lease, "type", "lease.type", &cfg->lease.type));
   LITEFS_RETURN_IF_ERROR(d.Bool(lease, "candidate", "lease.candidate", &cfg->lease.candidate));
   LITEFS_RETURN_IF_ERROR(d.String(lease, "hostname", "lease.hostname", &cfg->lease.hostname));
@@ -306,6 +312,16 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
       d.String(lease, "advertise-url", "lease.advertise-url", &cfg->lease.advertise_url));
   LITEFS_RETURN_IF_ERROR(
       d.Dur(lease, "reconnect-delay", "lease.reconnect-delay", &cfg->lease.reconnect_delay));
+  LITEFS_RETURN_IF_ERROR(d.Bool(lease, "promote", "lease.promote", &cfg->lease.promote));
+  Section etcd;
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(lease, "etcd"), "lease.etcd",
+                                       {"endpoints", "key", "ttl", "lock-delay"}, &etcd));
+  raw->has_etcd_section = lease.entries.count("etcd") != 0;
+  Config::Lease::Etcd& e = cfg->lease.etcd;
+  LITEFS_RETURN_IF_ERROR(d.Strings(etcd, "endpoints", "lease.etcd.endpoints", &e.endpoints));
+  LITEFS_RETURN_IF_ERROR(d.String(etcd, "key", "lease.etcd.key", &e.key));
+  LITEFS_RETURN_IF_ERROR(d.Dur(etcd, "ttl", "lease.etcd.ttl", &e.ttl));
+  LITEFS_RETURN_IF_ERROR(d.Dur(etcd, "lock-delay", "lease.etcd.lock-delay", &e.lock_delay));
 
   Section log;
   LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", {"format", "debug", "file"}, &log));
@@ -347,6 +363,44 @@ Status ValidateProxy(Config* cfg) {
   return Status();
 }
 
+// lease.etcd.* and what etcd mode implies for the other lease keys.
+Status ValidateEtcdLease(const Raw& raw, Config* cfg, int http_port) {
+  Config::Lease& lease = cfg->lease;
+  if (lease.type != "etcd") {
+    if (raw.has_etcd_section) return Status::Error("lease.etcd is only used with lease.type etcd");
+    if (lease.promote) return Status::Error("lease.promote needs lease.type etcd");
+    return Status();
+  }
+  const Config::Lease::Etcd& e = lease.etcd;
+  if (e.endpoints.empty()) {
+    return Status::Error("lease.etcd.endpoints is required with lease.type etcd "
+                         "(e.g. [\"http://127.0.0.1:2379\"])");
+  }
+  for (const std::string& url : e.endpoints) {
+    std::string why = CheckEtcdEndpoint(url);
+    if (!why.empty()) return Status::Error("lease.etcd.endpoints: " + Quote(url) + " " + why);
+  }
+  if (e.key.empty()) return Status::Error("lease.etcd.key must not be empty");
+  if (e.ttl < std::chrono::seconds(2) || e.ttl.count() % 1000 != 0) {
+    return Status::Error("lease.etcd.ttl must be whole seconds, at least 2s (etcd's minimum)");
+  }
+  if (e.lock_delay.count() < 0) return Status::Error("lease.etcd.lock-delay must not be negative");
+  if (lease.promote && !lease.candidate) {
+    return Status::Error("lease.promote needs lease.candidate: true");
+  }
+  if (lease.hostname.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+      return Status::Error("lease.hostname is not set and the OS hostname is unknown");
+    }
+    lease.hostname = host;
+  }
+  if (lease.advertise_url.empty()) {
+    lease.advertise_url = "http://" + lease.hostname + ":" + std::to_string(http_port);
+  }
+  return Status();
+}
+
 Status Validate(const Raw& raw, Config* cfg) {
   std::string dir, fuse_dir;
   if (!raw.dir.empty()) {
@@ -381,11 +435,14 @@ Status Validate(const Raw& raw, Config* cfg) {
   Result<std::pair<std::string, int>> addr = ParseHostPort(cfg->http_addr);
   if (!addr.ok()) return addr.status().Context("http.addr");
 
-  if (cfg->lease.type.empty()) return Status::Error("lease.type is required (supported: static)");
-  if (cfg->lease.type != "static") {
-    return Status::Error("lease.type " + Quote(cfg->lease.type) +
-                         " is not supported (supported: static)");
+  if (cfg->lease.type.empty()) {
+    return Status::Error("lease.type is required (supported: static, etcd)");
   }
+  if (cfg->lease.type != "static" && cfg->lease.type != "etcd") {
+    return Status::Error("lease.type " + Quote(cfg->lease.type) +
+                         " is not supported (supported: static, etcd)");
+  }
+  LITEFS_RETURN_IF_ERROR(ValidateEtcdLease(raw, cfg, addr->second));
   const std::string& url = cfg->lease.advertise_url;
   if (!url.empty() && (url.rfind("http://", 0) != 0 || url.size() == 7)) {
     return Status::Error("lease.advertise-url " + Quote(url) +
@@ -485,6 +542,20 @@ Result<std::string> FindConfigFile(std::optional<std::string> explicit_path) {
     tried += (tried.empty() ? "" : ", ") + c;
   }
   return Status::Error("no config file found (tried " + tried + ")");
+}
+
+std::string CheckEtcdEndpoint(std::string_view url) {
+  if (url.rfind("https://", 0) == 0) return "uses https, which is not supported (use http://)";
+  if (url.rfind("http://", 0) != 0) return "must start with http://";
+  std::string_view rest = url.substr(7);
+  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.empty()) return "has no host";
+  if (rest.find('/') != std::string_view::npos) return "must not have a path";
+  Result<std::pair<std::string, int>> hp = ParseHostPort(rest);
+  if (!hp.ok() || hp->first.empty() || hp->second == 0) {
+    return "must be http://host:port (e.g. http://127.0.0.1:2379)";
+  }
+  return "";
 }
 
 Result<std::pair<std::string, int>> ParseHostPort(std::string_view addr) {

@@ -30,11 +30,22 @@ struct Config {
   std::string http_addr = ":20202";  // node API bind address, [host]:port
 
   struct Lease {
-    std::string type;            // "static" (the only type supported now)
+    std::string type;            // "static" | "etcd"
     bool candidate = true;       // static: true = this node is the primary
-    std::string hostname;        // the primary's hostname (published in .primary)
-    std::string advertise_url;   // the primary's node API URL (http://...)
+    // static: the primary's hostname and node API URL (on every node);
+    // etcd: this node's, published while it holds the lease (defaults: the
+    // OS hostname, http://<hostname>:<http.addr port>).
+    std::string hostname;
+    std::string advertise_url;
     Duration reconnect_delay = std::chrono::seconds(1);
+    bool promote = false;        // etcd: after catching up, ask for a handoff
+
+    struct Etcd {
+      std::vector<std::string> endpoints;  // http://host:port, tried in turn
+      std::string key = "litefs/primary";
+      Duration ttl = std::chrono::seconds(10);
+      Duration lock_delay = std::chrono::seconds(1);
+    } etcd;
   } lease;
 
   // The reverse proxy in front of the app (proxy/reverse_proxy.h); off
@@ -89,9 +100,10 @@ Result<Config> LoadConfig(const std::string& path, bool expand_env = true);
 // hostname if empty (see EnsureHostnameEnv) and $VARs are expanded on the raw
 // text. Accepted keys: dir (alias fuse.dir), data.dir, data.compress, http.addr,
 // lease.type, lease.candidate, lease.hostname, lease.advertise-url,
-// lease.reconnect-delay, log.format, log.debug, data.retention,
-// data.retention-monitor-interval, exec, skip-sync, proxy.* (see
-// Config::Proxy); fuse.allow-other and fuse.debug
+// lease.reconnect-delay, lease.promote, lease.etcd.endpoints, lease.etcd.key,
+// lease.etcd.ttl, lease.etcd.lock-delay, log.format, log.debug, log.file,
+// data.retention, data.retention-monitor-interval, exec, skip-sync, proxy.*
+// (see Config::Proxy); fuse.allow-other and fuse.debug
 // are accepted, ignored, and reported in Config::warnings. Relative paths are
 // resolved against the current working directory.
 Result<Config> ParseConfig(std::string_view yaml_text, bool expand_env = true);
@@ -106,5 +118,8 @@ Result<std::string> FindConfigFile(std::optional<std::string> explicit_path);
 // "127.0.0.1:0" -> {"127.0.0.1", 0}, "[::1]:80" -> {"::1", 80}. The port must
 // be decimal 0..65535; an unbracketed host must not contain ':'.
 Result<std::pair<std::string, int>> ParseHostPort(std::string_view addr);
+
+// "" if `url` is a usable etcd endpoint (http://host:port, no path), else why not.
+std::string CheckEtcdEndpoint(std::string_view url);
 
 }  // namespace litefs

@@ -2,6 +2,7 @@
 //
 //   litefs run [-config PATH] [-- CMD...]  run the node (and the app under exec)
 //   litefs export -name DB ...  download a database from a node
+//   litefs promote [-url URL]   make a candidate take the lease (etcd lease)
 //   litefs version              print the version and commit
 //
 // Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime
@@ -18,6 +19,7 @@
 
 #include "litefs_version.h"
 #include "sidecar/cli_export.h"
+#include "sidecar/cli_promote.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
 #include "sidecar/exec_runner.h"
@@ -38,15 +40,20 @@ void PrintUsage(FILE* out) {
           "Usage:\n"
           "  litefs run [-config PATH] [-- CMD ARGS...]\n"
           "                              run this node: recover its databases, take its role\n"
-          "                              (static lease: candidate = primary), replicate, serve\n"
-          "                              commits from apps using liblitefs.so and, with\n"
-          "                              proxy.target set, the HTTP proxy. Once the node is\n"
-          "                              primary or caught up, CMD (or the config's exec)\n"
-          "                              starts with LD_PRELOAD and LITEFS_DIR set; signals\n"
-          "                              go to it and litefs exits with its status.\n"
+          "                              (static lease: candidate = primary; etcd lease:\n"
+          "                              candidates elect one), replicate, serve commits from\n"
+          "                              apps using liblitefs.so and, with proxy.target set,\n"
+          "                              the HTTP proxy. Once the node is primary or caught\n"
+          "                              up, CMD (or the config's exec) starts with LD_PRELOAD\n"
+          "                              and LITEFS_DIR set; signals go to it and litefs\n"
+          "                              exits with its status. (\"mount\" is an alias.)\n"
           "  litefs export -name DB [-url URL] PATH\n"
           "                              download a database from a node (default URL\n"
           "                              http://localhost:20202) into PATH, e.g. for a backup\n"
+          "  litefs promote [-url URL] [-timeout DURATION]\n"
+          "                              ask a candidate node (default URL\n"
+          "                              http://localhost:20202) to take the etcd lease\n"
+          "                              from the primary; waits until it is the primary\n"
           "  litefs version              print the version\n"
           "  litefs help                 show this text\n"
           "\n"
@@ -251,6 +258,10 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "run" || cmd == "mount") return Run(args);  // "mount": LiteFS's name for it
   if (cmd == "export") return litefs::ExportMain(args);
+  if (cmd == "promote") {
+    litefs::http::GlobalInit();
+    return litefs::PromoteMain(args);
+  }
   if (cmd == "internal-checkpoint" && args.size() == 1) {
     return litefs::WalCheckpointer::CheckpointMain(args[0]);
   }

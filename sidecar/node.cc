@@ -7,12 +7,16 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "sidecar/clock.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/log.h"
 #include "vfs/commit_protocol.h"
 
 namespace litefs {
 namespace {
+
+// How long a step-down waits for approved write transactions to commit.
+constexpr std::chrono::milliseconds kDrainLimit{2000};
 
 uint64_t RandomNodeId() {
   uint64_t id = 0;
@@ -51,6 +55,10 @@ Status Node::Start(std::function<void(Status)> ready, std::function<void(Status)
   NodeApiOptions api_options;
   api_options.candidate = config_.lease.candidate;
   api_options.hostname = config_.lease.hostname;
+  api_options.promote = [this](NodeApiOptions::Reply reply) { Promote(std::move(reply)); };
+  api_options.handoff = [this](const std::string& node_id, NodeApiOptions::Reply reply) {
+    Handoff(node_id, std::move(reply));
+  };
   api_ = std::make_unique<NodeApi>(loop_, *store_, api_options);
   LITEFS_RETURN_IF_ERROR(api_->Listen(config_.http_addr).Context("http.addr"));
   log::Info("node API listening", {{"addr", config_.http_addr}, {"port", std::to_string(api_->port())},
@@ -99,7 +107,11 @@ Status Node::LockDataDir() {
 
 void Node::BecomeRole(std::function<void(Status)> ready) {
   if (stopping_) return;
-  if (config_.lease.candidate) {
+  curl_ = std::make_unique<http::CurlLoop>(loop_);
+  if (config_.lease.type == "etcd") {
+    Status st = StartEtcdLease();
+    if (!st.ok()) return ready(st);
+  } else if (config_.lease.candidate) {
     // Static lease: the candidate is the primary, for good.
     if (store_->cluster_id().empty()) {
       Status st = store_->SetClusterId(Store::NewClusterId());
@@ -110,9 +122,9 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
     Status st = watcher_->Start(config_.dir);
     if (!st.ok()) return ready(st);
     log::Info("this node is the primary", {{"cluster_id", store_->cluster_id()}});
+    LogCommitWindow(true, std::chrono::steady_clock::now(), "static lease");
   } else {
     store_->SetPrimary(std::nullopt);
-    curl_ = std::make_unique<http::CurlLoop>(loop_);
     ReplicaOptions options;
     options.primary_url = config_.lease.advertise_url;
     while (!options.primary_url.empty() && options.primary_url.back() == '/') options.primary_url.pop_back();
@@ -175,7 +187,25 @@ Status Node::StartProxy() {
 }
 
 void Node::Stop(std::function<void()> done) {
+  if (stopping_) return;
   stopping_ = true;
+  if (lease_) {
+    // Let approved transactions commit, stop taking commits, then leave the
+    // lease "released" so a candidate takes over at once; the rest of the
+    // shutdown follows.
+    auto release = [this, done = std::move(done)]() mutable {
+      StopAcceptingCommits("shutting down", /*end_streams=*/false);
+      lease_->Stop(CurrentPositions(), [this, done = std::move(done)]() mutable { FinishStop(std::move(done)); });
+    };
+    if (commits_ && store_->is_primary()) return commits_->Drain(kDrainLimit, std::move(release));
+    return release();
+  }
+  FinishStop(std::move(done));
+}
+
+void Node::FinishStop(std::function<void()> done) {
+  if (progress_subscription_) store_->Unsubscribe(progress_subscription_);
+  progress_subscription_ = 0;
   if (retention_timer_) {
     uv_close(reinterpret_cast<uv_handle_t*>(retention_timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -190,6 +220,8 @@ void Node::Stop(std::function<void()> done) {
     proxy_.reset();
     proxy_backend_.reset();
     replica_.reset();
+    lease_.reset();
+    etcd_.reset();
     curl_.reset();
     if (done) done();
   };
@@ -208,6 +240,182 @@ void Node::Stop(std::function<void()> done) {
   } else {
     finish();
   }
+}
+
+// ---- etcd lease ------------------------------------------------------------
+
+Status Node::StartEtcdLease() {
+  const Config::Lease& lease = config_.lease;
+  // Requests give up well inside the TTL so that a renewal can be retried.
+  long timeout_ms = long(std::max<int64_t>(500, lease.etcd.ttl.count() / 3));
+  etcd_ = std::make_unique<EtcdClient>(*curl_, lease.etcd.endpoints, timeout_ms);
+  EtcdLeaseOptions options;
+  options.key = lease.etcd.key;
+  options.ttl = lease.etcd.ttl;
+  options.lock_delay = lease.etcd.lock_delay;
+  options.reconnect_delay = lease.reconnect_delay;
+  options.candidate = lease.candidate;
+  options.self.kind = LeaseRecord::Kind::kHeld;
+  options.self.hostname = lease.hostname;
+  options.self.advertise_url = lease.advertise_url;
+  options.self.node_id = FormatNodeId(node_id_);
+  options.self.proxy_url = store_->proxy_url();  // replicas forward writes there
+  EtcdLease::Callbacks cb;
+  cb.acquired = [this](SteadyTime deadline) { TakePrimaryRole(deadline); };
+  cb.renewed = [this](SteadyTime deadline) {
+    if (store_->is_primary()) store_->SetCommitDeadline(deadline);
+  };
+  cb.lost = [this](const std::string& why) { StopAcceptingCommits(why, /*end_streams=*/true); };
+  cb.primary_changed = [this](std::optional<PrimaryInfo> primary) { Follow(std::move(primary)); };
+  cb.caught_up = [this](const EtcdLease::Positions& p) { return CaughtUp(p); };
+  cb.cluster_id = [this] { return store_->cluster_id(); };
+  cb.adopt_cluster_id = [this](const std::string& id) { return store_->SetClusterId(id); };
+  lease_ = std::make_unique<EtcdLease>(loop_, *etcd_, std::move(options), std::move(cb));
+  progress_subscription_ = store_->Subscribe([this](Database&) {
+    if (lease_) lease_->LocalProgress();
+  });
+  promote_pending_ = lease.promote;
+  store_->SetPrimary(std::nullopt);
+  lease_->Start();
+  return Status();
+}
+
+void Node::TakePrimaryRole(std::optional<SteadyTime> deadline) {
+  if (stopping_) return;
+  // Stop replicating before accepting commits: an apply still running
+  // finishes on the database's strand before any commit is captured.
+  replica_.reset();
+  following_.reset();
+  if (store_->cluster_id().empty()) {
+    Status st = store_->SetClusterId(Store::NewClusterId());
+    if (!st.ok()) log::Error("cannot store a new cluster id", {{"error", st.message()}});
+  }
+  store_->BecomePrimary(deadline);
+  if (!watcher_) {
+    watcher_ = std::make_unique<DirWatcher>(loop_, *store_);
+    Status st = watcher_->Start(config_.dir);
+    if (!st.ok()) log::Error("cannot watch the directory for deletions", {{"error", st.message()}});
+  }
+  log::Info("this node is the primary", {{"cluster_id", store_->cluster_id()}});
+  LogCommitWindow(true, std::chrono::steady_clock::now(), "acquired the lease");
+  OnSynced();  // the proxy and exec start once this node is primary or caught up
+}
+
+void Node::StopAcceptingCommits(const std::string& why, bool end_streams) {
+  if (!store_->is_primary()) return;
+  // The commit path stopped at the deadline already if that came first.
+  SteadyTime closed = std::chrono::steady_clock::now();
+  if (store_->commit_deadline()) closed = std::min(closed, *store_->commit_deadline());
+  store_->SetPrimary(std::nullopt);
+  LogCommitWindow(false, closed, why);
+  if (api_ && end_streams) api_->EndStreams();
+  watcher_.reset();
+}
+
+EtcdLease::Positions Node::CurrentPositions() {
+  EtcdLease::Positions positions;
+  for (Database* db : store_->All()) positions[db->name()] = db->pos().txid;
+  return positions;
+}
+
+void Node::LogCommitWindow(bool open, SteadyTime at, const std::string& why) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  const int64_t mono_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(at.time_since_epoch()).count();
+  const int64_t wall_ms =
+      WallClockMs() - std::chrono::duration_cast<std::chrono::milliseconds>(now - at).count();
+  log::Info(open ? "commit window opened" : "commit window closed",
+            {{"mono_us", std::to_string(mono_us)}, {"wall_ms", std::to_string(wall_ms)},
+             {"node_id", FormatNodeId(node_id_)}, {"reason", why}});
+}
+
+void Node::Follow(std::optional<PrimaryInfo> primary) {
+  if (stopping_ || store_->is_primary()) return;
+  if (primary && primary->advertise_url == config_.lease.advertise_url) {
+    // Our own record from before a restart: it expires with its old lease.
+    primary.reset();
+  }
+  // No primary in etcd (released, handed off, expired): keep streaming from
+  // the one we follow, if any, so that we catch up with its last commits;
+  // the stream ends by itself if it is gone.
+  if (!primary) return;
+  if (following_ && following_->advertise_url == primary->advertise_url) return;
+  replica_.reset();
+  following_ = primary;
+  // Streams this node still serves from before it stepped down end now:
+  // the replicas follow the new primary.
+  if (api_) api_->EndStreams();
+  ReplicaOptions options;
+  options.primary_url = primary->advertise_url;
+  while (!options.primary_url.empty() && options.primary_url.back() == '/') options.primary_url.pop_back();
+  options.primary_hostname = primary->hostname;
+  options.reconnect_delay = config_.lease.reconnect_delay;
+  // The same primary may come back within a TTL (its lease renewed after an
+  // etcd outage): do not back off for longer than that.
+  options.max_reconnect_delay = std::min<std::chrono::milliseconds>(options.max_reconnect_delay,
+                                                                    config_.lease.etcd.ttl);
+  replica_ = std::make_unique<ReplicaClient>(loop_, *curl_, *store_, options);
+  replica_->SetOnReady([this] {
+    OnSynced();
+    if (!promote_pending_) return;
+    promote_pending_ = false;
+    log::Info("lease.promote: asking the primary for the lease");
+    Promote([](int status, std::string message) {
+      if (status != 200) log::Warn("lease.promote failed", {{"status", std::to_string(status)}, {"error", message}});
+    });
+  });
+  replica_->Start();
+  log::Info("following the primary", {{"hostname", primary->hostname}, {"url", primary->advertise_url}});
+}
+
+bool Node::CaughtUp(const EtcdLease::Positions& positions) {
+  for (const auto& [name, txid] : positions) {
+    Database* db = store_->Find(name);
+    if (!db || db->pos().txid < txid) return false;
+  }
+  return true;
+}
+
+void Node::Promote(NodeApiOptions::Reply reply) {
+  if (!config_.lease.candidate) return reply(409, "this node is not a candidate");
+  if (store_->is_primary()) return reply(200, "this node is already the primary");
+  if (!lease_) return reply(409, "the static lease cannot change hands");
+  const std::optional<PrimaryInfo>& primary = store_->primary();
+  if (!primary || !replica_ || !replica_->connected()) {
+    return reply(500, "not connected to a primary; an election may be in progress");
+  }
+  http::ClientRequest req;
+  req.method = "POST";
+  req.url = primary->advertise_url + "/handoff?nodeID=" + FormatNodeId(node_id_);
+  req.total_timeout_ms = 10000;
+  auto body = std::make_shared<std::string>();
+  req.on_data = [body](std::span<const uint8_t> d) {
+    body->append(reinterpret_cast<const char*>(d.data()), d.size());
+    return http::DataAction::kContinue;
+  };
+  req.on_done = [reply, body](Status st, int status) {
+    while (!body->empty() && body->back() == '\n') body->pop_back();
+    if (!st.ok()) return reply(500, "handoff request failed: " + st.message());
+    if (status != 200) return reply(500, "the primary refused the handoff: " + *body);
+    reply(200, "the primary is handing the lease to this node");
+  };
+  curl_->Start(std::move(req));
+}
+
+void Node::Handoff(const std::string& node_id, NodeApiOptions::Reply reply) {
+  if (!lease_) return reply(500, "the static lease cannot be handed off");
+  if (!lease_->held() || !store_->is_primary()) return reply(500, "this node is not the primary");
+  if (node_id == FormatNodeId(node_id_)) return reply(200, "this node is already the primary");
+  // Transactions already approved commit first, so the positions the
+  // successor must reach include every acknowledged commit.
+  commits_->Drain(kDrainLimit, [this, node_id, reply] {
+    if (!lease_->held() || !store_->is_primary()) return reply(500, "lost the lease while draining writes");
+    StopAcceptingCommits("handing the lease off to " + node_id, /*end_streams=*/false);
+    lease_->HandOff(node_id, CurrentPositions(), [reply](Status st) {
+      if (!st.ok()) return reply(500, st.message());
+      reply(200, "handoff started");
+    });
+  });
 }
 
 }  // namespace litefs

@@ -1,8 +1,12 @@
 // One litefs node: wires the store, the commit socket, the node API and the
-// static lease (this node is the primary, or a replica following the
-// primary's advertise URL) together on one libuv loop, in LiteFS's startup
-// order: bind the API, recover every database, take the role, then open the
-// commit socket so apps can write.
+// lease together on one libuv loop, in LiteFS's startup order: bind the API,
+// recover every database, take the role, then open the commit socket so apps
+// can write. Static lease: this node is the primary, or a replica following
+// the primary's advertise URL, for good. etcd lease: the role follows the
+// lease, both ways (replica -> primary: stop replicating, then accept
+// commits; primary -> replica: stop accepting commits first, end the
+// streams, then follow the new primary). Every change of the commit window
+// is logged ("commit window opened/closed") with monotonic and wall times.
 #pragma once
 
 #include <uv.h>
@@ -15,6 +19,8 @@
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
 #include "sidecar/dir_watcher.h"
+#include "sidecar/etcd_client.h"
+#include "sidecar/etcd_lease.h"
 #include "sidecar/lag_file.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/node_api.h"
@@ -46,6 +52,21 @@ class Node {
   void BecomeRole(std::function<void(Status)> ready);
   void OnSynced();
   Status StartProxy();
+  Status StartEtcdLease();
+  // Role changes.
+  void TakePrimaryRole(std::optional<SteadyTime> deadline);
+  // `end_streams`: false when stepping down voluntarily, so that the
+  // streams deliver the last commits to the successor (they end when this
+  // node follows it).
+  void StopAcceptingCommits(const std::string& why, bool end_streams);
+  EtcdLease::Positions CurrentPositions();
+  void Follow(std::optional<PrimaryInfo> primary);
+  void LogCommitWindow(bool open, SteadyTime at, const std::string& why);
+  // POST /promote and POST /handoff.
+  void Promote(NodeApiOptions::Reply reply);
+  void Handoff(const std::string& node_id, NodeApiOptions::Reply reply);
+  bool CaughtUp(const EtcdLease::Positions& positions);
+  void FinishStop(std::function<void()> done);
 
   uv_loop_t* loop_;
   Config config_;
@@ -61,6 +82,11 @@ class Node {
   std::unique_ptr<StoreProxyBackend> proxy_backend_;
   std::unique_ptr<proxy::ReverseProxy> proxy_;
   std::function<void(Status)> on_synced_;
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<EtcdLease> lease_;
+  std::optional<PrimaryInfo> following_;  // the primary replica_ streams from
+  uint64_t progress_subscription_ = 0;
+  bool promote_pending_ = false;  // lease.promote: ask once, after catching up
   bool stopping_ = false;
   uv_timer_t* retention_timer_ = nullptr;
   fs::UniqueFd data_dir_lock_;  // flock: one sidecar per data dir

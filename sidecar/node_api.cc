@@ -42,8 +42,16 @@ NodeApi::~NodeApi() = default;
 Status NodeApi::Listen(std::string_view addr) { return server_->Listen(addr); }
 
 void NodeApi::Close(std::function<void()> done) {
-  for (auto& [raw, session] : streams_) session->Shutdown();
+  EndStreams();
   server_->Close(std::move(done));
+}
+
+void NodeApi::EndStreams() {
+  std::vector<StreamSession*> sessions;
+  for (auto& [raw, session] : streams_) sessions.push_back(raw);
+  for (StreamSession* s : sessions) {
+    if (streams_.count(s) != 0) s->Shutdown();
+  }
 }
 
 void NodeApi::Handle(std::shared_ptr<http::Exchange> ex) {
@@ -61,7 +69,25 @@ void NodeApi::Handle(std::shared_ptr<http::Exchange> ex) {
     if (req.method != "GET") return PlainError(*ex, 405, "method not allowed");
     return HandleExport(std::move(ex));
   }
+  if (path == "/promote" || path == "/handoff") {
+    if (req.method != "POST") return PlainError(*ex, 405, "method not allowed");
+    return HandleLeaseChange(std::move(ex));
+  }
   PlainError(*ex, 404, "404 page not found");
+}
+
+void NodeApi::HandleLeaseChange(std::shared_ptr<http::Exchange> ex) {
+  NodeApiOptions::Reply reply = [ex](int status, std::string message) {
+    if (!ex->closed()) PlainError(*ex, status, message);
+  };
+  if (ex->request().path() == "/promote") {
+    if (!options_.promote) return reply(500, "promotion is not supported");
+    return options_.promote(std::move(reply));
+  }
+  std::optional<std::string> node_id = ex->request().QueryParam("nodeID");
+  if (!node_id || node_id->empty()) return reply(400, "nodeID required");
+  if (!options_.handoff) return reply(500, "handoff is not supported");
+  options_.handoff(*node_id, std::move(reply));
 }
 
 void NodeApi::HandleInfo(http::Exchange& ex) {

@@ -1,6 +1,8 @@
 // The node API on `http.addr` (LiteFS's port 20202): POST /stream for
-// replicas, GET /info, and GET /export?name= (the database as a plain SQLite
-// file, for backups), on the shared HTTP layer. Every response carries
+// replicas, GET /info, GET /export?name= (the database as a plain SQLite
+// file, for backups), POST /promote and POST /handoff?nodeID= (lease
+// changes, answered by the node through NodeApiOptions), on the shared HTTP
+// layer. Every response carries
 // Litefs-Id (and Litefs-Cluster-Id once known), as LiteFS's do.
 #pragma once
 
@@ -21,6 +23,10 @@ namespace litefs {
 struct NodeApiOptions {
   bool candidate = false;
   std::string hostname;  // this node's name when it is the primary
+  // Answers with an HTTP status and a message; unset routes answer 500.
+  using Reply = std::function<void(int status, std::string message)>;
+  std::function<void(Reply)> promote;
+  std::function<void(const std::string& node_id, Reply)> handoff;
 };
 
 class NodeApi {
@@ -34,12 +40,15 @@ class NodeApi {
   void Close(std::function<void()> done);
 
   size_t stream_count() const { return streams_.size(); }
+  // Ends every stream (END frame): this node stopped being the primary.
+  void EndStreams();
 
  private:
   void Handle(std::shared_ptr<http::Exchange> ex);
   void HandleInfo(http::Exchange& ex);
   void HandleStream(std::shared_ptr<http::Exchange> ex);
   void HandleExport(std::shared_ptr<http::Exchange> ex);
+  void HandleLeaseChange(std::shared_ptr<http::Exchange> ex);
 
   uv_loop_t* loop_;
   Store& store_;

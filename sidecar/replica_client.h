@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "ltx/status.h"
@@ -84,6 +85,9 @@ class ReplicaClient {
   bool applying_ = false;        // an apply runs; the transfer is paused
   bool connect_when_idle_ = false;
   std::string pending_;          // bytes received after the frame being applied
+  // An apply finishing after this client was destroyed (a role change
+  // replaced it) must not touch it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace litefs

@@ -80,7 +80,8 @@ std::vector<Database*> Store::All() {
   return out;
 }
 
-void Store::BecomePrimary() {
+void Store::BecomePrimary(std::optional<std::chrono::steady_clock::time_point> commit_deadline) {
+  commit_deadline_ = commit_deadline;
   is_primary_ = true;
   primary_.reset();
   WritePrimaryFile();
@@ -89,6 +90,7 @@ void Store::BecomePrimary() {
 
 void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
   is_primary_ = false;
+  commit_deadline_.reset();
   bool same_host = primary_ && primary && primary_->hostname == primary->hostname;
   primary_ = std::move(primary);
   if (!same_host) WritePrimaryFile();

@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -52,7 +53,18 @@ class Store {
   bool is_primary() const { return is_primary_; }
   // The primary this replica follows, if connected to one.
   const std::optional<PrimaryInfo>& primary() const { return primary_; }
-  void BecomePrimary();
+  // `commit_deadline`: commits are refused from that instant on (the lease
+  // may expire soon after); none = for as long as this node is primary.
+  void BecomePrimary(std::optional<std::chrono::steady_clock::time_point> commit_deadline = std::nullopt);
+  void SetCommitDeadline(std::chrono::steady_clock::time_point deadline) { commit_deadline_ = deadline; }
+  // Primary and, with a lease deadline, still before it. Checked on every
+  // write approval and commit, so a late timer cannot extend the window.
+  bool accepting_commits() const {
+    return is_primary_ && (!commit_deadline_ || std::chrono::steady_clock::now() < *commit_deadline_);
+  }
+  const std::optional<std::chrono::steady_clock::time_point>& commit_deadline() const {
+    return commit_deadline_;
+  }
   void SetPrimary(std::optional<PrimaryInfo> primary);  // replica side
 
   // Cluster ID ("LFSC" + 16 hex), persisted in <data-dir>/clusterid.
@@ -81,6 +93,7 @@ class Store {
   DatabaseEnv env_;
   std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
   bool is_primary_ = false;
+  std::optional<std::chrono::steady_clock::time_point> commit_deadline_;
   std::optional<PrimaryInfo> primary_;
   std::string cluster_id_;
   uint64_t next_subscriber_ = 1;

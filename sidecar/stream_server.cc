@@ -32,6 +32,7 @@ StreamSession::StreamSession(uv_loop_t* loop, Store& store,
 }
 
 StreamSession::~StreamSession() {
+  *alive_ = false;
   if (subscription_) store_.Unsubscribe(subscription_);
   uv_close(reinterpret_cast<uv_handle_t*>(heartbeat_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -130,7 +131,11 @@ bool StreamSession::Serve(const std::string& name) {
   }
   busy_ = true;
   std::string path = db->log().NewTempPath();
-  db->MakeSnapshot(path, [this, name, path](Result<SnapshotFile> snap) {
+  db->MakeSnapshot(path, [this, alive = std::weak_ptr<bool>(alive_), name, path](Result<SnapshotFile> snap) {
+    if (alive.expired() || !*alive.lock()) {
+      unlink(path.c_str());
+      return;
+    }
     busy_ = false;
     if (finished_) {
       unlink(path.c_str());
@@ -182,8 +187,9 @@ void StreamSession::SendFile(const std::string& db, const std::string& path, ltx
 
 void StreamSession::Write(std::string bytes, std::function<void()> then) {
   uv_timer_stop(heartbeat_);
-  Status st = exchange_->WriteBody(std::move(bytes), [this, then = std::move(then)](Status st) {
-    if (finished_) return;
+  Status st = exchange_->WriteBody(std::move(bytes), [this, alive = std::weak_ptr<bool>(alive_),
+                                                        then = std::move(then)](Status st) {
+    if (alive.expired() || !*alive.lock() || finished_) return;
     if (!st.ok()) {
       Finish("write to the replica failed: " + st.message());
       return;

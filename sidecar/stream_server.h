@@ -58,6 +58,9 @@ class StreamSession {
   bool ready_sent_ = false;
   bool finished_ = false;
   FilePump* pump_ = nullptr;  // the LTX file being sent, if any
+  // Write completions and snapshots can finish after the session is gone
+  // (a stream ended while its connection was stalled): they check this.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace litefs

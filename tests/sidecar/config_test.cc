@@ -198,8 +198,8 @@ TEST_CASE("config: unknown keys are errors naming the full key and line") {
 
   CHECK(ParseError("dir: /d\nlease:\n  type: static\nproxy:\n  targte: localhost:8080\n") ==
         "unknown config key \"proxy.targte\" at line 5");
-  CHECK(ParseError("dir: /d\nlease:\n  type: static\n  etcd:\n    endpoints: [a]\n") ==
-        "unknown config key \"lease.etcd\" at line 4");
+  CHECK(ParseError("dir: /d\nlease:\n  type: static\n  consul:\n    url: http://c:8500\n") ==
+        "unknown config key \"lease.consul\" at line 4");
   CHECK(ParseError("dir: /d\ndata:\n  retension: 10m\nlease:\n  type: static\n") ==
         "unknown config key \"data.retension\" at line 3");
   CHECK(ParseError("dir: /d\nexce: app\nlease:\n  type: static\n") ==
@@ -254,9 +254,9 @@ TEST_CASE("config: required and validated values") {
   CHECK(ParseError("lease:\n  type: static\n") ==
         "dir is required (fuse.dir is accepted as an alias)");
   CHECK(ParseError("") == "dir is required (fuse.dir is accepted as an alias)");
-  CHECK(ParseError("dir: /d\n") == "lease.type is required (supported: static)");
+  CHECK(ParseError("dir: /d\n") == "lease.type is required (supported: static, etcd)");
   CHECK(ParseError("dir: /d\nlease:\n  type: consul\n") ==
-        "lease.type \"consul\" is not supported (supported: static)");
+        "lease.type \"consul\" is not supported (supported: static, etcd)");
   CHECK(ParseError("dir: /d\nlease:\n  type: static\n  candidate: false\n") ==
         "lease.advertise-url is required on a replica: it names the primary's API URL");
   CHECK(ParseError("dir: /d\nlease:\n  type: static\n  candidate: false\n"
@@ -271,6 +271,71 @@ TEST_CASE("config: required and validated values") {
         "data.dir must differ from dir (both are \"/d\")");
   CHECK(ParseError("dir: /d\nlog:\n  format: xml\nlease:\n  type: static\n") ==
         "log.format \"xml\" is not supported (supported: text, json)");
+}
+
+TEST_CASE("config: etcd lease keys and their defaults") {
+  Config c = MustParse(
+      "dir: /d\n"
+      "http:\n  addr: \":20300\"\n"
+      "lease:\n"
+      "  type: etcd\n"
+      "  hostname: node-a\n"
+      "  promote: true\n"
+      "  etcd:\n"
+      "    endpoints: [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379/\"]\n"
+      "    key: apps/db/primary\n"
+      "    ttl: 5s\n"
+      "    lock-delay: 250ms\n",
+      false);
+  CHECK(c.lease.type == "etcd");
+  CHECK(c.lease.promote);
+  REQUIRE(c.lease.etcd.endpoints.size() == 2);
+  CHECK(c.lease.etcd.endpoints[0] == "http://10.0.0.1:2379");
+  CHECK(c.lease.etcd.endpoints[1] == "http://10.0.0.2:2379/");
+  CHECK(c.lease.etcd.key == "apps/db/primary");
+  CHECK(c.lease.etcd.ttl == std::chrono::seconds(5));
+  CHECK(c.lease.etcd.lock_delay == std::chrono::milliseconds(250));
+  // This node's advertise URL defaults to its hostname and API port.
+  CHECK(c.lease.advertise_url == "http://node-a:20300");
+
+  Config d = MustParse("dir: /d\nlease:\n  type: etcd\n  etcd:\n    endpoints: http://e:2379\n", false);
+  CHECK(d.lease.etcd.endpoints == std::vector<std::string>{"http://e:2379"});
+  CHECK(d.lease.etcd.key == "litefs/primary");
+  CHECK(d.lease.etcd.ttl == std::chrono::seconds(10));
+  CHECK(d.lease.etcd.lock_delay == std::chrono::seconds(1));
+  CHECK_FALSE(d.lease.promote);
+  CHECK_FALSE(d.lease.hostname.empty());  // the OS hostname
+  CHECK(d.lease.advertise_url == "http://" + d.lease.hostname + ":20202");
+}
+
+TEST_CASE("config: etcd lease errors") {
+  const std::string head = "dir: /d\nlease:\n  type: etcd\n";
+  CHECK(ParseError(head) ==
+        "lease.etcd.endpoints is required with lease.type etcd (e.g. [\"http://127.0.0.1:2379\"])");
+  CHECK(ParseError(head + "  etcd:\n    endpoints: [\"127.0.0.1:2379\"]\n") ==
+        "lease.etcd.endpoints: \"127.0.0.1:2379\" must start with http://");
+  CHECK(ParseError(head + "  etcd:\n    endpoints: [\"https://e:2379\"]\n") ==
+        "lease.etcd.endpoints: \"https://e:2379\" uses https, which is not supported (use http://)");
+  CHECK(ParseError(head + "  etcd:\n    endpoints: [\"http://e\"]\n") ==
+        "lease.etcd.endpoints: \"http://e\" must be http://host:port (e.g. http://127.0.0.1:2379)");
+  CHECK(ParseError(head + "  etcd:\n    endpoints: [\"http://e:2379/v3\"]\n") ==
+        "lease.etcd.endpoints: \"http://e:2379/v3\" must not have a path");
+  CHECK(ParseError(head + "  etcd:\n    endpoints: {a: b}\n").rfind(
+            "lease.etcd.endpoints: expected a list of strings, got a map", 0) == 0);
+  const std::string ok = "  etcd:\n    endpoints: [\"http://e:2379\"]\n";
+  CHECK(ParseError(head + ok + "    ttl: 1s\n") ==
+        "lease.etcd.ttl must be whole seconds, at least 2s (etcd's minimum)");
+  CHECK(ParseError(head + ok + "    ttl: 2500ms\n") ==
+        "lease.etcd.ttl must be whole seconds, at least 2s (etcd's minimum)");
+  CHECK(ParseError(head + ok + "    lock-delay: -1s\n") == "lease.etcd.lock-delay must not be negative");
+  CHECK(ParseError(head + ok + "    key: \"\"\n") == "lease.etcd.key must not be empty");
+  CHECK(ParseError(head + ok + "    tll: 5s\n").rfind("unknown config key \"lease.etcd.tll\"", 0) == 0);
+  CHECK(ParseError(head + "  candidate: false\n  promote: true\n" + ok) ==
+        "lease.promote needs lease.candidate: true");
+  CHECK(ParseError("dir: /d\nlease:\n  type: static\n  promote: true\n") ==
+        "lease.promote needs lease.type etcd");
+  CHECK(ParseError("dir: /d\nlease:\n  type: static\n" + ok) ==
+        "lease.etcd is only used with lease.type etcd");
 }
 
 TEST_CASE("config: LoadConfig on a missing file") {
