@@ -2,6 +2,7 @@
 //
 //   litefs run [-config PATH]   run the node (recover, replicate, serve commits)
 //   litefs export -name DB ...  download a database from a node
+//   litefs import -name DB ...  replace a database on the primary with a file
 //   litefs version              print the version and commit
 //
 // Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime
@@ -17,6 +18,7 @@
 
 #include "litefs_version.h"
 #include "sidecar/cli_export.h"
+#include "sidecar/cli_import.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
 #include "sidecar/log.h"
@@ -39,6 +41,9 @@ void PrintUsage(FILE* out) {
           "  litefs export -name DB [-url URL] PATH\n"
           "                              download a database from a node (default URL\n"
           "                              http://localhost:20202) into PATH, e.g. for a backup\n"
+          "  litefs import -name DB [-url URL] PATH\n"
+          "                              replace database DB on the primary with the SQLite\n"
+          "                              file PATH; the import replicates\n"
           "  litefs version              print the version\n"
           "  litefs help                 show this text\n"
           "\n"
@@ -161,6 +166,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "run") return Run(args);
   if (cmd == "export") return litefs::ExportMain(args);
+  if (cmd == "import") return litefs::ImportMain(args);
   if (cmd == "internal-checkpoint" && args.size() == 1) {
     return litefs::WalCheckpointer::CheckpointMain(args[0]);
   }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "sidecar/clock.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/log.h"
 #include "vfs/commit_protocol.h"
@@ -42,6 +43,7 @@ Status Node::Start(std::function<void(Status)> ready) {
   env.data_dir = config_.data_dir;
   env.compress = config_.data_compress;
   env.node_id = node_id_;
+  env.metrics = &metrics_;
   checkpointer_ = std::make_unique<WalCheckpointer>(loop_);
   env.checkpointer = checkpointer_.get();
   store_ = std::make_unique<Store>(env);
@@ -49,6 +51,11 @@ Status Node::Start(std::function<void(Status)> ready) {
   NodeApiOptions api_options;
   api_options.candidate = config_.lease.candidate;
   api_options.hostname = config_.lease.hostname;
+  api_options.metrics = &metrics_;
+  api_options.lag_seconds = [this] {
+    int64_t t = LastPrimaryTimestampMs();
+    return t > 0 ? double(WallClockMs() - t) / 1000.0 : 0.0;
+  };
   api_ = std::make_unique<NodeApi>(loop_, *store_, api_options);
   LITEFS_RETURN_IF_ERROR(api_->Listen(config_.http_addr).Context("http.addr"));
   log::Info("node API listening", {{"addr", config_.http_addr}, {"port", std::to_string(api_->port())},
@@ -120,10 +127,8 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
     replica_->Start();
     log::Info("this node is a replica", {{"primary", config_.lease.advertise_url}});
   }
-  lag_file_ = std::make_unique<LagFile>(loop_, config_.dir + "/.lag", [this]() -> int64_t {
-    if (store_->is_primary()) return 0;
-    return replica_ ? replica_->last_primary_timestamp_ms() : -1;
-  });
+  lag_file_ = std::make_unique<LagFile>(loop_, config_.dir + "/.lag",
+                                        [this] { return LastPrimaryTimestampMs(); });
   lag_file_->Start();
   commits_ = std::make_unique<CommitServer>(loop_, *store_);
   std::string socket = config_.dir + "/" + wire::kSocketName;
@@ -131,6 +136,11 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
   if (!st.ok()) return ready(st);
   log::Info("serving commits", {{"socket", socket}});
   ready(Status());
+}
+
+int64_t Node::LastPrimaryTimestampMs() const {
+  if (store_->is_primary()) return 0;
+  return replica_ ? replica_->last_primary_timestamp_ms() : -1;
 }
 
 void Node::Stop(std::function<void()> done) {

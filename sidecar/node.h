@@ -16,6 +16,7 @@
 #include "sidecar/curl_loop.h"
 #include "sidecar/dir_watcher.h"
 #include "sidecar/lag_file.h"
+#include "sidecar/metrics.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/node_api.h"
 #include "sidecar/replica_client.h"
@@ -39,10 +40,13 @@ class Node {
  private:
   Status LockDataDir();
   void BecomeRole(std::function<void(Status)> ready);
+  // LiteFS's "last primary timestamp" (§2.8): 0 on the primary, -1 unknown.
+  int64_t LastPrimaryTimestampMs() const;
 
   uv_loop_t* loop_;
   Config config_;
   uint64_t node_id_ = 0;
+  NodeMetrics metrics_;
   std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<http::CurlLoop> curl_;

@@ -1,6 +1,7 @@
 // The node API on `http.addr` (LiteFS's port 20202): POST /stream for
-// replicas, GET /info, and GET /export?name= (the database as a plain SQLite
-// file, for backups), on the shared HTTP layer. Every response carries
+// replicas, GET /info, GET /events (events_api.h), GET /metrics
+// (metrics.h), GET /export?name= (the database as a plain SQLite file, for
+// backups) and POST /import?name= (import.h), on the shared HTTP layer. Every response carries
 // Litefs-Id (and Litefs-Cluster-Id once known), as LiteFS's do.
 #pragma once
 
@@ -13,6 +14,8 @@
 
 #include "ltx/status.h"
 #include "proxy/http/server.h"
+#include "sidecar/events_api.h"
+#include "sidecar/metrics.h"
 #include "sidecar/store.h"
 #include "sidecar/stream_server.h"
 
@@ -21,6 +24,9 @@ namespace litefs {
 struct NodeApiOptions {
   bool candidate = false;
   std::string hostname;  // this node's name when it is the primary
+  const NodeMetrics* metrics = nullptr;
+  // Replication lag in seconds as <dir>/.lag shows it (0 when unknown).
+  std::function<double()> lag_seconds;
 };
 
 class NodeApi {
@@ -34,18 +40,23 @@ class NodeApi {
   void Close(std::function<void()> done);
 
   size_t stream_count() const { return streams_.size(); }
+  size_t event_subscriber_count() const { return events_.subscriber_count(); }
 
  private:
   void Handle(std::shared_ptr<http::Exchange> ex);
   void HandleInfo(http::Exchange& ex);
   void HandleStream(std::shared_ptr<http::Exchange> ex);
   void HandleExport(std::shared_ptr<http::Exchange> ex);
+  void HandleImport(std::shared_ptr<http::Exchange> ex);
+  void HandleMetrics(http::Exchange& ex);
 
   uv_loop_t* loop_;
   Store& store_;
   NodeApiOptions options_;
   std::unique_ptr<http::Server> server_;
   std::map<StreamSession*, std::unique_ptr<StreamSession>> streams_;
+  EventsApi events_;
+  uint64_t next_import_ = 0;
 };
 
 }  // namespace litefs

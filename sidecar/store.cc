@@ -81,16 +81,44 @@ std::vector<Database*> Store::All() {
 }
 
 void Store::BecomePrimary() {
+  bool was_primary = is_primary_;
+  std::optional<PrimaryInfo> was = std::move(primary_);
   is_primary_ = true;
   primary_.reset();
   WritePrimaryFile();
+  RoleChanged(was_primary, was);
 }
 
 void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
+  bool was_primary = is_primary_;
+  std::optional<PrimaryInfo> was = std::move(primary_);
   is_primary_ = false;
   primary_ = std::move(primary);
   WritePrimaryFile();
+  RoleChanged(was_primary, was);
 }
+
+void Store::RoleChanged(bool was_primary, const std::optional<PrimaryInfo>& was) {
+  auto host = [](const std::optional<PrimaryInfo>& p) { return p ? p->hostname : std::string(); };
+  if (was_primary == is_primary_ && was.has_value() == primary_.has_value() &&
+      host(was) == host(primary_)) {
+    return;
+  }
+  std::vector<uint64_t> ids;
+  for (auto& [id, fn] : role_subscribers_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = role_subscribers_.find(id);
+    if (it != role_subscribers_.end()) it->second();
+  }
+}
+
+uint64_t Store::SubscribeRole(std::function<void()> fn) {
+  uint64_t id = next_subscriber_++;
+  role_subscribers_.emplace(id, std::move(fn));
+  return id;
+}
+
+void Store::UnsubscribeRole(uint64_t id) { role_subscribers_.erase(id); }
 
 void Store::WritePrimaryFile() {
   std::string path = env_.dir + "/.primary";

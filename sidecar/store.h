@@ -62,10 +62,17 @@ class Store {
   uint64_t Subscribe(std::function<void(Database&)> fn);
   void Unsubscribe(uint64_t id);
 
+  // Role changes: this node became or stopped being the primary, or the
+  // primary a replica follows changed (connected, disconnected). Runs after
+  // the change, only when is_primary() or primary() differs.
+  uint64_t SubscribeRole(std::function<void()> fn);
+  void UnsubscribeRole(uint64_t id);
+
  private:
   Database* Create(const std::string& name);
   void Changed(Database& db);
   void WritePrimaryFile();
+  void RoleChanged(bool was_primary, const std::optional<PrimaryInfo>& was);
 
   DatabaseEnv env_;
   std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
@@ -74,6 +81,7 @@ class Store {
   std::string cluster_id_;
   uint64_t next_subscriber_ = 1;
   std::map<uint64_t, std::function<void(Database&)>> subscribers_;
+  std::map<uint64_t, std::function<void()>> role_subscribers_;
 };
 
 }  // namespace litefs
