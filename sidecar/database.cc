@@ -424,6 +424,11 @@ void Database::ApplyReceived(std::string tmp_path, std::function<void(Status)> d
           if (wal_frames_ >= kReplicaCheckpointFrames && env_.checkpointer) {
             env_.checkpointer->Run(db_path_);
           }
+        } else if (sqlite::IsLockTimeout(*result)) {
+          // Readers (or a writer) kept the lock: nothing was changed, so
+          // no recovery, which would only wait for the same lock again.
+          log::Warn("apply postponed: the database stayed locked",
+                    {{"db", name_}, {"error", result->message()}});
         } else {
           // Whatever failed, realign the position and table with the files.
           log::Error("apply failed; recovering", {{"db", name_}, {"error", result->message()}});
@@ -557,7 +562,7 @@ Result<ltx::Pos> Database::ImportJob(ImportState& state) {
   apply.lock_timeout = kImportLockWait;
   Result<uint32_t> applied = ApplyToDatabase(db_path_, state.ltx_path, *ltx, checksums_, apply);
   if (!applied.ok()) {
-    state.busy = IsLockTimeout(applied.status());
+    state.busy = sqlite::IsLockTimeout(applied.status());
     return applied.status();
   }
   const ltx::Header& h = ltx->header;

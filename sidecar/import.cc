@@ -138,9 +138,4 @@ Result<SnapshotFile> WriteImportLtx(const std::string& import_path, const Import
   return WriteReplacementLtx(source, prev, ltx_path, options);
 }
 
-bool IsLockTimeout(const Status& st) {
-  // sqlite_locks.cc's LockWithin: "timed out after N ms waiting for ...".
-  return !st.ok() && st.message().find("timed out after ") != std::string::npos;
-}
-
 }  // namespace litefs

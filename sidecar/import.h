@@ -57,9 +57,4 @@ Result<SnapshotFile> WriteImportLtx(const std::string& import_path, const Import
                                     const ReplacedDb& old, ltx::Pos prev,
                                     const std::string& ltx_path, const LtxWriteOptions& options);
 
-// True when an apply failed only because it could not take SQLite's locks
-// in time (an app writer or reader held them): nothing was changed and the
-// import may be tried again.
-bool IsLockTimeout(const Status& st);
-
 }  // namespace litefs

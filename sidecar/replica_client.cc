@@ -12,6 +12,7 @@
 
 #include "ltx/pos.h"
 #include "sidecar/log.h"
+#include "sidecar/sqlite_locks.h"
 
 namespace litefs {
 namespace {
@@ -183,6 +184,7 @@ void ReplicaClient::ApplyReceivedFile() {
       return;
     }
     if (!st.ok()) {
+      if (sqlite::IsLockTimeout(st)) min_next_delay_ms_ = options_.reader_grace.count();
       Fail("cannot apply LTX for " + db->name() + ": " + st.message());
       return;
     }
@@ -245,6 +247,8 @@ void ReplicaClient::ScheduleReconnect(const std::string& why) {
   uint32_t r = 0;
   if (getrandom(&r, sizeof r, 0) != sizeof r) r = 0;
   delay = delay * 3 / 4 + int64_t(r % uint32_t(delay / 2 + 1));
+  delay = std::max(delay, min_next_delay_ms_);
+  min_next_delay_ms_ = 0;
   failures_++;
   log::Warn("replication stream stopped; reconnecting",
             {{"reason", why}, {"in_ms", std::to_string(delay)}});

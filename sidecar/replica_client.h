@@ -29,6 +29,9 @@ struct ReplicaOptions {
   // A stream with no byte for this long is dead (the primary sends a
   // heartbeat every second when idle).
   std::chrono::milliseconds read_timeout{10000};
+  // After an apply gave up waiting for readers (rollback mode, see
+  // docs/architecture.md), the pause before it is tried again.
+  std::chrono::milliseconds reader_grace{1000};
 };
 
 class ReplicaClient {
@@ -84,6 +87,9 @@ class ReplicaClient {
   bool applying_ = false;        // an apply runs; the transfer is paused
   bool connect_when_idle_ = false;
   std::string pending_;          // bytes received after the frame being applied
+  // The next reconnect waits at least this long (ms): set when an apply
+  // gave up on readers, so that new readers it held out get in first.
+  int64_t min_next_delay_ms_ = 0;
 };
 
 }  // namespace litefs
