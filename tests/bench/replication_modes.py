@@ -105,8 +105,8 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
-def lag(tmp, rate=1000, seconds=10):
-    tmp = Path(tmp) / "lag"
+def lag(tmp, rate=1000, seconds=10, where="disk"):
+    tmp = Path(tmp) / f"lag-{rate:.0f}"
     cluster = Cluster(tmp).start()
     try:
         p, r = cluster.primary, cluster.replica
@@ -133,7 +133,7 @@ def lag(tmp, rate=1000, seconds=10):
         lags = sorted((applied[t] - ns) / 1e6 for t, ns in committed.items() if t in applied)
         missing = sum(1 for t in committed if t not in applied)
         print(f"replication lag at {rate} tx/s target ({achieved:.0f} achieved, {len(committed)} tx, "
-              f"WAL+NORMAL): p50 {percentile(lags, 50):.2f} ms, p90 {percentile(lags, 90):.2f} ms, "
+              f"WAL+NORMAL, {where}): p50 {percentile(lags, 50):.2f} ms, p90 {percentile(lags, 90):.2f} ms, "
               f"p99 {percentile(lags, 99):.2f} ms, max {lags[-1]:.2f} ms "
               f"(target p50 <= 1 ms, p99 <= 10 ms); tx without an event: {missing}")
         return {"rate": achieved, "p50": percentile(lags, 50), "p99": percentile(lags, 99),
