@@ -106,6 +106,18 @@ Result<ImportFile> ValidateImportFile(const std::string& path) {
   return out;
 }
 
+void RemoveLeftoverUploads(const std::string& data_dir) {
+  Result<std::vector<std::string>> names = fs::ListDir(data_dir);
+  if (!names.ok()) return;
+  const std::string_view prefix = kUploadPrefix, suffix = kUploadSuffix;
+  for (const std::string& name : *names) {
+    if (name.size() > prefix.size() + suffix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      (void)fs::RemoveFile(data_dir + "/" + name);
+    }
+  }
+}
+
 Result<ReplacedDb> ReadReplacedDb(const std::string& db_path) {
   Result<DbView> view = DbView::Open(db_path);
   if (!view.ok()) return view.status();

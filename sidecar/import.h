@@ -37,6 +37,12 @@ Status ValidateImportHeader(std::span<const uint8_t> head);
 // Checks the whole file at `path`.
 Result<ImportFile> ValidateImportFile(const std::string& path);
 
+// Uploads are stored as `<data-dir>/import-*.tmp`
+// until applied; ones a killed process left behind are removed at startup.
+inline constexpr char kUploadPrefix[] = "import-";
+inline constexpr char kUploadSuffix[] = ".tmp";
+void RemoveLeftoverUploads(const std::string& data_dir);
+
 // Page-1 fields of the database an import replaces.
 struct ReplacedDb {
   bool has_pages = false;

@@ -33,6 +33,7 @@ NodeApi::NodeApi(uv_loop_t* loop, Store& store, NodeApiOptions options)
   };
   server_ = std::make_unique<http::Server>(
       loop_, std::move(opts), [this](std::shared_ptr<http::Exchange> ex) { Handle(std::move(ex)); });
+  RemoveLeftoverUploads(store_.env().data_dir);
 }
 
 NodeApi::~NodeApi() = default;
@@ -159,8 +160,8 @@ void NodeApi::HandleImport(std::shared_ptr<http::Exchange> ex) {
     return PlainError(*ex, 503, "lease expired: this node is a replica; import on the primary, " +
                                     primary);
   }
-  std::string tmp = store_.env().data_dir + "/import-" + std::to_string(getpid()) + "-" +
-                    std::to_string(++next_import_) + ".tmp";
+  std::string tmp = store_.env().data_dir + "/" + kUploadPrefix + std::to_string(getpid()) + "-" +
+                    std::to_string(++next_import_) + kUploadSuffix;
   std::string db_name = *name;
   UploadToFile(
       loop_, ex, tmp, UploadLimits{},

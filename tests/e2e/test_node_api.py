@@ -302,3 +302,15 @@ def test_cli_help_and_usage():
         assert res.returncode == 2 and "usage:" in res.stderr
     res = litefs_cli("import", "-name", "x.db", "-url", "http://127.0.0.1:1", "/nonexistent/file")
     assert res.returncode == 1 and "/nonexistent/file" in res.stderr
+
+
+def test_uploads_left_by_a_killed_sidecar_are_removed_at_startup(cluster):
+    p = cluster.primary
+    p.stop()
+    leftover = p.dir / ".litefs" / "import-999-1.tmp"
+    leftover.write_bytes(b"SQLite format 3\0" + b"\0" * 1000)
+    unrelated = p.dir / ".litefs" / "import-notes.txt"
+    unrelated.write_text("kept")
+    p.start()
+    assert not leftover.exists()
+    assert unrelated.exists()
