@@ -521,6 +521,8 @@ void Database::RunImport(std::shared_ptr<ImportState> state) {
   auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
   strand_.Post([this, state, result] { *result = ImportJob(*state); },
                [this, state, result] {
+                 import_waiting_ = !result->ok() && state->busy &&
+                                   std::chrono::steady_clock::now() < state->deadline;
                  if (result->ok()) {
                    commit_count_++;
                    last_apply_lag_ms_ = 0;
@@ -528,9 +530,7 @@ void Database::RunImport(std::shared_ptr<ImportState> state) {
                    Finished(Status(), true);
                    return state->done(*result);
                  }
-                 if (state->busy && std::chrono::steady_clock::now() < state->deadline) {
-                   return RunImport(state);  // behind any commit queued meanwhile
-                 }
+                 if (import_waiting_) return RunImport(state);  // behind commits queued meanwhile
                  log::Error("import failed", {{"db", name_}, {"error", result->message()}});
                  if (!state->busy) Recover();  // realign the checksum table with the files
                  state->done(state->busy ? Status::Error("database busy: " + result->message())

@@ -127,6 +127,11 @@ class Database {
   // for writers of the app to finish (bounded); the database is untouched
   // unless the import succeeds.
   void Import(std::string path, std::function<void(Result<ltx::Pos>)> done);
+  // Loop thread: an import could not take SQLite's locks and tries again;
+  // new app writers are turned away meanwhile (the commit server answers
+  // their Begin with busy, and their busy handler retries) so that a
+  // steady stream of transactions cannot starve the import.
+  bool import_waiting() const { return import_waiting_; }
 
   // Primary: writes a snapshot of the current database to `path`.
   void MakeSnapshot(std::string path, std::function<void(Result<SnapshotFile>)> done);
@@ -195,6 +200,7 @@ class Database {
   uint64_t commit_count_ = 0;
   uint64_t apply_count_ = 0;
   int64_t last_apply_lag_ms_ = 0;
+  bool import_waiting_ = false;
 };
 
 }  // namespace litefs
