@@ -101,6 +101,26 @@ def test_events_report_init_and_every_transaction_on_primary_and_replica(cluster
         re_.close()
 
 
+def test_events_report_a_dropped_database_and_an_import(cluster, tmp_path):
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("gone.db", "CREATE TABLE t(x);")
+    cluster.wait_replicated("gone.db")
+    events = Events(r)
+    try:
+        events.next_of("init")
+        p.path("gone.db").unlink()  # a drop: LiteFS's deletion marker, commit 0
+        e = events.next_of("tx", "gone.db")["data"]
+        assert int(e["txID"], 16) == 2 and e["commit"] == 0
+        assert e["postApplyChecksum"] == "8000000000000000"
+        src = make_source_db(tmp_path / "src.db", rows=10, page_size=1024)
+        res = litefs_cli("import", "-name", "gone.db", "-url", f"http://127.0.0.1:{p.port}", str(src))
+        assert res.returncode == 0, res.stderr
+        e = events.next_of("tx", "gone.db")["data"]
+        assert int(e["txID"], 16) == 3 and e["pageSize"] == 1024 and e["commit"] > 0
+    finally:
+        events.close()
+
+
 def test_events_report_primary_changes_on_a_replica(cluster):
     p, r = cluster.primary, cluster.replica
     wait_for(lambda: (r.info() or {}).get("primary", {}).get("hostname"), what="replica connected")
