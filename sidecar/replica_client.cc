@@ -30,6 +30,7 @@ ReplicaClient::ReplicaClient(uv_loop_t* loop, http::CurlLoop& curl, Store& store
 }
 
 ReplicaClient::~ReplicaClient() {
+  *alive_ = false;
   Stop();
   uv_close(reinterpret_cast<uv_handle_t*>(reconnect_timer_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -174,7 +175,8 @@ void ReplicaClient::ApplyReceivedFile() {
   Database* db = store_.Find(receiving_db_);
   applying_ = true;
   uint64_t transfer = transfer_;
-  db->ApplyReceived(receiving_path_, [this, db, transfer](Status st) {
+  db->ApplyReceived(receiving_path_, [this, alive = alive_, db, transfer](Status st) {
+    if (!*alive) return;  // the client was destroyed (shutdown) during the apply
     applying_ = false;
     if (transfer != transfer_ || stopped_) {  // that stream is gone
       if (connect_when_idle_) {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "ltx/status.h"
@@ -90,6 +91,9 @@ class ReplicaClient {
   // The next reconnect waits at least this long (ms): set when an apply
   // gave up on readers, so that new readers it held out get in first.
   int64_t min_next_delay_ms_ = 0;
+  // Shared with apply completions, which can outlive the client when the
+  // node stops during an apply.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace litefs
