@@ -73,7 +73,7 @@ class Database {
   // kRecentChanges are kept). Thread-safe.
   std::vector<PosChange> ChangesSince(uint64_t after) const;
   uint64_t last_change_seq() const;
-  static constexpr size_t kRecentChanges = 256;
+  static constexpr size_t kRecentChanges = 16;
 
   // Loop thread: counters for /metrics.
   uint64_t commit_count() const { return commit_count_; }
