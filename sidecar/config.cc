@@ -124,6 +124,26 @@ class Decoder {
     return Status();
   }
 
+  // A list of strings; a single string counts as a list of one.
+  Status StringList(const Section& s, std::string_view name, const std::string& full,
+                    std::vector<std::string>* out) {
+    const YAML::Node* v = Find(s, name);
+    if (v == nullptr) return Status();
+    if (v->IsScalar()) {
+      out->push_back(v->Scalar());
+      return Status();
+    }
+    if (!v->IsSequence()) {
+      return Status::Error(full + ": expected a list of strings, got " + Describe(*v) + Suffix(v->Mark()));
+    }
+    for (const YAML::Node& item : *v) {
+      if (!item.IsScalar()) {
+        return Status::Error(full + ": expected a list of strings, got " + Describe(item) + Suffix(item.Mark()));
+      }
+      out->push_back(item.Scalar());
+    }
+    return Status();
+  }
   bool Has(const Section& s, std::string_view name) { return Find(s, name) != nullptr; }
 
   const YAML::Node* Find(const Section& s, std::string_view name) {
@@ -165,10 +185,87 @@ struct Raw {
   std::string dir, fuse_dir, data_dir;
 };
 
+Status DecodeProxy(Decoder& d, const YAML::Node& node, Config* cfg) {
+  Section s;
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(
+      node, "proxy",
+      {"addr", "target", "db", "advertise-url", "mode", "max-lag", "debug", "passthrough", "always-forward",
+       "primary-redirect-timeout", "read-timeout", "read-header-timeout", "write-timeout", "idle-timeout",
+       "txid-timeout", "cookie-expiry", "target-retry-timeout", "max-connections"},
+      &s));
+  Config::Proxy& p = cfg->proxy;
+  LITEFS_RETURN_IF_ERROR(d.String(s, "addr", "proxy.addr", &p.addr));
+  LITEFS_RETURN_IF_ERROR(d.String(s, "target", "proxy.target", &p.target));
+  LITEFS_RETURN_IF_ERROR(d.String(s, "db", "proxy.db", &p.db));
+  LITEFS_RETURN_IF_ERROR(d.String(s, "advertise-url", "proxy.advertise-url", &p.advertise_url));
+  LITEFS_RETURN_IF_ERROR(d.String(s, "mode", "proxy.mode", &p.mode));
+  LITEFS_RETURN_IF_ERROR(d.Dur(s, "max-lag", "proxy.max-lag", &p.max_lag));
+  LITEFS_RETURN_IF_ERROR(d.Bool(s, "debug", "proxy.debug", &p.debug));
+  LITEFS_RETURN_IF_ERROR(d.StringList(s, "passthrough", "proxy.passthrough", &p.passthrough));
+  LITEFS_RETURN_IF_ERROR(d.StringList(s, "always-forward", "proxy.always-forward", &p.always_forward));
+  LITEFS_RETURN_IF_ERROR(
+      d.Dur(s, "primary-redirect-timeout", "proxy.primary-redirect-timeout", &p.primary_redirect_timeout));
+  LITEFS_RETURN_IF_ERROR(d.Dur(s, "read-timeout", "proxy.read-timeout", &p.read_timeout));
+  LITEFS_RETURN_IF_ERROR(d.Dur(s, "read-header-timeout", "proxy.read-header-timeout", &p.read_header_timeout));
+  LITEFS_RETURN_IF_ERROR(d.Dur(s, "write-timeout", "proxy.write-timeout", &p.write_timeout));
+  LITEFS_RETURN_IF_ERROR(d.Dur(s, "idle-timeout", "proxy.idle-timeout", &p.idle_timeout));
+  LITEFS_RETURN_IF_ERROR(d.Dur(s, "txid-timeout", "proxy.txid-timeout", &p.txid_timeout));
+  LITEFS_RETURN_IF_ERROR(d.Dur(s, "cookie-expiry", "proxy.cookie-expiry", &p.cookie_expiry));
+  LITEFS_RETURN_IF_ERROR(
+      d.Dur(s, "target-retry-timeout", "proxy.target-retry-timeout", &p.target_retry_timeout));
+  std::string max_conns;
+  LITEFS_RETURN_IF_ERROR(d.String(s, "max-connections", "proxy.max-connections", &max_conns));
+  if (!max_conns.empty()) {
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(max_conns.c_str(), &end, 10);
+    if (end == max_conns.c_str() || *end != '\0' || n == 0) {
+      return Status::Error("proxy.max-connections: expected a positive number, got '" + max_conns + "'");
+    }
+    p.max_connections = size_t(n);
+  }
+  for (const char* ignored : {"read-timeout", "write-timeout"}) {
+    if (d.Has(s, ignored)) {
+      cfg->warnings.push_back(std::string("proxy.") + ignored +
+                              " is accepted but not enforced (header, idle and wait timeouts are)");
+    }
+  }
+  return Status();
+}
+
+// `exec: "cmd args"` or a list of `{cmd: ..., if-candidate: bool}` (or plain strings).
+Status DecodeExec(Decoder& d, const YAML::Node& node, Config* cfg) {
+  if (!node.IsDefined() || node.IsNull()) return Status();
+  if (node.IsScalar()) {
+    cfg->exec.push_back({node.Scalar(), false});
+    return Status();
+  }
+  if (!node.IsSequence()) return Status::Error("exec: expected a command or a list of commands");
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node item = node[i];
+    std::string where = "exec[" + std::to_string(i) + "]";
+    if (item.IsScalar()) {
+      cfg->exec.push_back({item.Scalar(), false});
+      continue;
+    }
+    Section s;
+    LITEFS_RETURN_IF_ERROR(d.ReadSection(item, where, {"cmd", "if-candidate"}, &s));
+    Config::ExecCommand c;
+    LITEFS_RETURN_IF_ERROR(d.String(s, "cmd", where + ".cmd", &c.cmd));
+    LITEFS_RETURN_IF_ERROR(d.Bool(s, "if-candidate", where + ".if-candidate", &c.if_candidate));
+    if (c.cmd.empty()) return Status::Error(where + ".cmd is required");
+    cfg->exec.push_back(std::move(c));
+  }
+  return Status();
+}
+
 Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   Section top;
   LITEFS_RETURN_IF_ERROR(
-      d.ReadSection(root, "", {"dir", "data", "fuse", "http", "lease", "log"}, &top));
+      d.ReadSection(root, "", {"dir", "data", "fuse", "http", "lease", "log", "proxy", "exec", "skip-sync"},
+                    &top));
+  LITEFS_RETURN_IF_ERROR(d.Bool(top, "skip-sync", "skip-sync", &cfg->skip_sync));
+  LITEFS_RETURN_IF_ERROR(DecodeProxy(d, d.Sub(top, "proxy"), cfg));
+  LITEFS_RETURN_IF_ERROR(DecodeExec(d, d.Sub(top, "exec"), cfg));
   LITEFS_RETURN_IF_ERROR(d.String(top, "dir", "dir", &raw->dir));
 
   Section data;
@@ -211,9 +308,42 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
       d.Dur(lease, "reconnect-delay", "lease.reconnect-delay", &cfg->lease.reconnect_delay));
 
   Section log;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", {"format", "debug"}, &log));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", {"format", "debug", "file"}, &log));
+  LITEFS_RETURN_IF_ERROR(d.String(log, "file", "log.file", &cfg->log.file));
   LITEFS_RETURN_IF_ERROR(d.String(log, "format", "log.format", &cfg->log.format));
   LITEFS_RETURN_IF_ERROR(d.Bool(log, "debug", "log.debug", &cfg->log.debug));
+  return Status();
+}
+
+Status ValidateProxy(Config* cfg) {
+  Config::Proxy& p = cfg->proxy;
+  if (p.target.empty()) {
+    if (!p.addr.empty()) return Status::Error("proxy.target is required when proxy.addr is set");
+    return Status();
+  }
+  if (p.addr.empty()) return Status::Error("proxy.addr is required when proxy.target is set");
+  if (p.db.empty()) return Status::Error("proxy.db is required when proxy.target is set");
+  Result<std::pair<std::string, int>> addr = ParseHostPort(p.addr);
+  if (!addr.ok()) return addr.status().Context("proxy.addr");
+  Result<std::pair<std::string, int>> target = ParseHostPort(p.target);
+  if (!target.ok() || target->first.empty() || target->second == 0) {
+    return Status::Error("proxy.target " + Quote(p.target) + " must be host:port (e.g. localhost:8080)");
+  }
+  if (p.mode != "forward" && p.mode != "fly-replay") {
+    return Status::Error("proxy.mode " + Quote(p.mode) + " is not supported (supported: forward, fly-replay)");
+  }
+  const std::string& url = p.advertise_url;
+  if (!url.empty() && (url.rfind("http://", 0) != 0 || url.size() == 7)) {
+    return Status::Error("proxy.advertise-url " + Quote(url) + " must be an http:// URL (e.g. http://node1:8080)");
+  }
+  if (url.empty()) {
+    // Other nodes forward writes here: by default this node's advertised host
+    // name with the proxy's port.
+    std::string host = cfg->lease.hostname;
+    if (host.empty()) host = addr->first.empty() ? "localhost" : addr->first;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    p.advertise_url = "http://" + host + ":" + std::to_string(addr->second);
+  }
   return Status();
 }
 
@@ -272,6 +402,7 @@ Status Validate(const Raw& raw, Config* cfg) {
     return Status::Error("data.retention-monitor-interval must be positive");
   }
 
+  LITEFS_RETURN_IF_ERROR(ValidateProxy(cfg));
   if (cfg->log.format != "text" && cfg->log.format != "json") {
     return Status::Error("log.format " + Quote(cfg->log.format) +
                          " is not supported (supported: text, json)");

@@ -37,9 +37,44 @@ struct Config {
     Duration reconnect_delay = std::chrono::seconds(1);
   } lease;
 
+  // The reverse proxy in front of the app (proxy/reverse_proxy.h); off
+  // unless `target` is set.
+  struct Proxy {
+    std::string addr;           // bind address, required with target
+    std::string target;         // the app, "host:port"
+    std::string db;             // database of a plain `__txid` cookie, required with target
+    std::string advertise_url;  // how other nodes reach this proxy (default: lease.hostname + port of addr)
+    std::string mode = "forward";  // writes on a replica: "forward" | "fly-replay"
+    Duration max_lag = std::chrono::seconds(10);
+    bool debug = false;
+    std::vector<std::string> passthrough;
+    std::vector<std::string> always_forward;
+    Duration primary_redirect_timeout = std::chrono::seconds(5);
+    Duration read_timeout{0};   // accepted for LiteFS compatibility, not enforced
+    Duration read_header_timeout = std::chrono::seconds(10);
+    Duration write_timeout{0};  // accepted for LiteFS compatibility, not enforced
+    Duration idle_timeout = std::chrono::seconds(30);
+    // Ours: how long a read waits for its TXID, cookie lifetime, and how long
+    // a refusing target is redialled before 502.
+    Duration txid_timeout = std::chrono::seconds(5);
+    Duration cookie_expiry = std::chrono::minutes(5);
+    Duration target_retry_timeout = std::chrono::seconds(5);
+    size_t max_connections = 4096;
+  } proxy;
+
+  // Commands run once the node is ready (LiteFS's `exec`): all but the last
+  // run to completion in order; the last is the app, run in the background.
+  struct ExecCommand {
+    std::string cmd;            // split shell-style, no shell
+    bool if_candidate = false;  // only on lease candidates
+  };
+  std::vector<ExecCommand> exec;
+  bool skip_sync = false;  // start proxy and exec without waiting to catch up
+
   struct Log {
     std::string format = "text";  // "text" | "json"
     bool debug = false;
+    std::string file;             // ours: log to this file (reopened on SIGHUP); "" = stderr
   } log;
 
   std::string path;                   // the file it came from ("" from ParseConfig)
@@ -55,7 +90,8 @@ Result<Config> LoadConfig(const std::string& path, bool expand_env = true);
 // text. Accepted keys: dir (alias fuse.dir), data.dir, data.compress, http.addr,
 // lease.type, lease.candidate, lease.hostname, lease.advertise-url,
 // lease.reconnect-delay, log.format, log.debug, data.retention,
-// data.retention-monitor-interval; fuse.allow-other and fuse.debug
+// data.retention-monitor-interval, exec, skip-sync, proxy.* (see
+// Config::Proxy); fuse.allow-other and fuse.debug
 // are accepted, ignored, and reported in Config::warnings. Relative paths are
 // resolved against the current working directory.
 Result<Config> ParseConfig(std::string_view yaml_text, bool expand_env = true);

@@ -93,7 +93,9 @@ void EventsApi::Handle(std::shared_ptr<http::Exchange> ex) {
     s->gone = true;
     subscribers_.erase(id);
   });
-  Push(s, FormatRoleEvent("init", store_.is_primary(), PrimaryHostname()));
+  last_is_primary_ = store_.is_primary();
+  last_hostname_ = PrimaryHostname();
+  Push(s, FormatRoleEvent("init", last_is_primary_, last_hostname_));
 }
 
 void EventsApi::OnDbChanged(Database& db) {
@@ -108,7 +110,12 @@ void EventsApi::OnDbChanged(Database& db) {
 
 void EventsApi::OnRoleChanged() {
   if (subscribers_.empty()) return;
-  Broadcast(FormatRoleEvent("primaryChange", store_.is_primary(), PrimaryHostname()));
+  const bool is_primary = store_.is_primary();
+  std::string hostname = PrimaryHostname();
+  if (is_primary == last_is_primary_ && hostname == last_hostname_) return;
+  last_is_primary_ = is_primary;
+  last_hostname_ = hostname;
+  Broadcast(FormatRoleEvent("primaryChange", is_primary, hostname));
 }
 
 void EventsApi::Broadcast(const std::string& line) {

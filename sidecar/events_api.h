@@ -63,6 +63,10 @@ class EventsApi {
   uint64_t next_id_ = 1;
   std::map<uint64_t, SubscriberPtr> subscribers_;
   std::map<std::string, uint64_t, std::less<>> last_seq_;  // per db: the last change sent
+  // The role last reported: the store also notifies changes events do not
+  // show (READY, the primary's proxy URL).
+  bool last_is_primary_ = false;
+  std::string last_hostname_;
 };
 
 }  // namespace litefs

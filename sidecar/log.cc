@@ -4,7 +4,9 @@
 #include <sys/time.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 
@@ -16,6 +18,8 @@ namespace {
 std::atomic<bool> g_json{false};
 std::atomic<bool> g_debug{false};
 std::mutex g_mu;
+FILE* g_out = stderr;     // guarded by g_mu
+std::string g_path;       // log.file, "" for stderr
 
 const char* LevelName(Level l) {
   switch (l) {
@@ -55,6 +59,31 @@ void Configure(bool json, bool debug) {
 
 bool DebugEnabled() { return g_debug; }
 
+Status SetFile(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_path = path;
+  if (path.empty()) {
+    if (g_out != stderr) fclose(g_out);
+    g_out = stderr;
+    return Status();
+  }
+  FILE* f = fopen(path.c_str(), "ae");
+  if (f == nullptr) return Status::Error("open log file " + path + ": " + std::strerror(errno));
+  if (g_out != stderr) fclose(g_out);
+  g_out = f;
+  return Status();
+}
+
+Status Reopen() {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    path = g_path;
+  }
+  if (path.empty()) return Status();  // stderr belongs to whoever started us
+  return SetFile(path);
+}
+
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   std::string line;
   if (g_json) {
@@ -83,8 +112,8 @@ void Write(Level level, std::string_view msg, std::initializer_list<Field> field
   }
   line += '\n';
   std::lock_guard<std::mutex> lock(g_mu);
-  fwrite(line.data(), 1, line.size(), stderr);
-  fflush(stderr);
+  fwrite(line.data(), 1, line.size(), g_out);
+  fflush(g_out);
 }
 
 }  // namespace litefs::log

@@ -1,4 +1,4 @@
-// The sidecar's log: one line per event on stderr, as text
+// The sidecar's log: one line per event on stderr (or log.file), as text
 // ("2026-11-26T04:00:00.123Z INFO  message key=value") or as JSON objects
 // ({"time":...,"level":"INFO","msg":...,"key":"value"}). Thread-safe.
 #pragma once
@@ -8,12 +8,18 @@
 #include <string_view>
 #include <utility>
 
+#include "ltx/status.h"
+
 namespace litefs::log {
 
 enum class Level { kDebug, kInfo, kWarn, kError };
 
 void Configure(bool json, bool debug);
 bool DebugEnabled();
+// Logs go to `path` (appended) instead of stderr; "" returns to stderr.
+Status SetFile(const std::string& path);
+// Opens log.file again (after logrotate moved it); SIGHUP calls this.
+Status Reopen();
 
 using Field = std::pair<std::string_view, std::string>;
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});

@@ -1,6 +1,6 @@
 // `litefs`: the sidecar daemon and its command line.
 //
-//   litefs run [-config PATH]   run the node (recover, replicate, serve commits)
+//   litefs run [-config PATH] [-- CMD...]  run the node (and the app under exec)
 //   litefs export -name DB ...  download a database from a node
 //   litefs import -name DB ...  replace a database on the primary with a file
 //   litefs version              print the version and commit
@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "sidecar/cli_import.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
+#include "sidecar/exec_runner.h"
+#include "sidecar/shell_words.h"
 #include "sidecar/log.h"
 #include "sidecar/node.h"
 #include "sidecar/wal_checkpointer.h"
@@ -35,9 +38,14 @@ void PrintUsage(FILE* out) {
           "litefs: SQLite replication with LiteFS's semantics, without FUSE.\n"
           "\n"
           "Usage:\n"
-          "  litefs run [-config PATH]   run this node: recover its databases, take its role\n"
-          "                              (static lease: candidate = primary), replicate, and\n"
-          "                              serve commits from apps using liblitefs.so\n"
+          "  litefs run [-config PATH] [-- CMD ARGS...]\n"
+          "                              run this node: recover its databases, take its role\n"
+          "                              (static lease: candidate = primary), replicate, serve\n"
+          "                              commits from apps using liblitefs.so and, with\n"
+          "                              proxy.target set, the HTTP proxy. Once the node is\n"
+          "                              primary or caught up, CMD (or the config's exec)\n"
+          "                              starts with LD_PRELOAD and LITEFS_DIR set; signals\n"
+          "                              go to it and litefs exits with its status.\n"
           "  litefs export -name DB [-url URL] PATH\n"
           "                              download a database from a node (default URL\n"
           "                              http://localhost:20202) into PATH, e.g. for a backup\n"
@@ -55,6 +63,7 @@ void PrintUsage(FILE* out) {
 struct RunFlags {
   std::optional<std::string> config_path;
   bool no_expand_env = false;
+  std::vector<std::string> exec_args;  // after "--": replaces the config's exec
 };
 
 // Accepts Go-style flags as LiteFS does: -config X, --config X, -config=X.
@@ -62,6 +71,14 @@ std::optional<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
   RunFlags flags;
   for (size_t i = 0; i < args.size(); i++) {
     std::string a = args[i];
+    if (a == "--") {
+      flags.exec_args.assign(args.begin() + long(i) + 1, args.end());
+      if (flags.exec_args.empty()) {
+        fprintf(stderr, "litefs run: no command after \"--\"\n");
+        return std::nullopt;
+      }
+      break;
+    }
     if (a.rfind("--", 0) == 0) a = a.substr(1);
     if (a == "-config" && i + 1 < args.size()) {
       flags.config_path = args[++i];
@@ -83,9 +100,11 @@ std::optional<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
 struct App {
   uv_loop_t* loop = nullptr;
   litefs::Node* node = nullptr;
+  std::unique_ptr<litefs::ExecRunner> exec;
   int exit_code = 0;
   bool stopping = false;
-  uv_signal_t sigint, sigterm;
+  bool signalled = false;  // a signal was forwarded to the app
+  uv_signal_t sigint, sigterm, sighup;
 };
 
 void Shutdown(App& app, int code) {
@@ -94,9 +113,12 @@ void Shutdown(App& app, int code) {
   app.exit_code = code;
   uv_signal_stop(&app.sigint);
   uv_signal_stop(&app.sigterm);
+  uv_signal_stop(&app.sighup);
+  if (app.exec && app.exec->app_running()) app.exec->Signal(SIGTERM);
   app.node->Stop([&app] {
     uv_close(reinterpret_cast<uv_handle_t*>(&app.sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&app.sigterm), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&app.sighup), nullptr);
   });
 }
 
@@ -114,6 +136,28 @@ int Run(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   litefs::log::Configure(config->log.format == "json", config->log.debug);
+  if (!config->log.file.empty()) {
+    litefs::Status st = litefs::log::SetFile(config->log.file);
+    if (!st.ok()) {
+      fprintf(stderr, "litefs: log.file: %s\n", st.message().c_str());
+      return kExitUsage;
+    }
+  }
+  std::vector<std::vector<std::string>> commands;
+  if (!flags->exec_args.empty()) {
+    commands.push_back(flags->exec_args);
+  } else {
+    for (const litefs::Config::ExecCommand& c : config->exec) {
+      if (c.if_candidate && !config->lease.candidate) continue;
+      litefs::Result<std::vector<std::string>> argv = litefs::SplitShellWords(c.cmd);
+      if (!argv.ok()) {
+        fprintf(stderr, "litefs: exec: %s\n", argv.message().c_str());
+        return kExitUsage;
+      }
+      if (!argv->empty()) commands.push_back(std::move(argv).value());
+    }
+  }
+  const std::string managed_dir = config->dir;
   litefs::log::Info("litefs starting", {{"version", LITEFS_VERSION}, {"commit", LITEFS_COMMIT},
                                         {"config", *path}, {"dir", config->dir},
                                         {"data_dir", config->data_dir}});
@@ -131,25 +175,71 @@ int Run(const std::vector<std::string>& args) {
   uv_signal_init(app.loop, &app.sigterm);
   app.sigint.data = app.sigterm.data = &app;
   auto on_signal = [](uv_signal_t* h, int signum) {
+    App& a = *static_cast<App*>(h->data);
+    if (a.exec && a.exec->app_running()) {
+      // LiteFS: pass the signal on, and shut down once the app has exited.
+      litefs::log::Info("signal received; forwarding to the app", {{"signal", strsignal(signum)}});
+      a.signalled = true;
+      a.exec->Signal(signum);
+      return;
+    }
     litefs::log::Info("signal received; shutting down", {{"signal", strsignal(signum)}});
-    Shutdown(*static_cast<App*>(h->data), 0);
+    Shutdown(a, 0);
   };
   uv_signal_start(&app.sigint, on_signal, SIGINT);
   uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-
-  litefs::Status st = node.Start([&app](litefs::Status st) {
+  // SIGHUP reopens log.file (logrotate's postrotate).
+  uv_signal_init(app.loop, &app.sighup);
+  uv_signal_start(&app.sighup, [](uv_signal_t*, int) {
+    litefs::Status st = litefs::log::Reopen();
     if (st.ok()) {
-      litefs::log::Info("ready");
-      return;
+      litefs::log::Info("log reopened");
+    } else {
+      fprintf(stderr, "litefs: %s\n", st.message().c_str());
     }
-    litefs::log::Error("startup failed", {{"error", st.message()}});
-    Shutdown(app, kExitRuntime);
-  });
+  }, SIGHUP);
+
+  auto on_synced = [&app, commands = std::move(commands), managed_dir](litefs::Status st) {
+    if (!st.ok()) {
+      litefs::log::Error("startup failed", {{"error", st.message()}});
+      return Shutdown(app, kExitRuntime);
+    }
+    if (commands.empty() || app.stopping) return;
+    litefs::Result<std::string> preload = litefs::FindPreloadLibrary();
+    if (!preload.ok()) {
+      litefs::log::Error("cannot run exec", {{"error", preload.message()}});
+      return Shutdown(app, kExitRuntime);
+    }
+    app.exec = std::make_unique<litefs::ExecRunner>(app.loop, litefs::ExecOptions{commands, *preload, managed_dir});
+    app.exec->Start(
+        [&app](int code, int term_signal) {
+          litefs::log::Info("the app exited", {{"status", std::to_string(code)}});
+          // After a forwarded signal, a clean or signalled exit is a clean stop.
+          if (app.signalled && (code == 0 || term_signal != 0)) code = 0;
+          Shutdown(app, code);
+        },
+        [&app](litefs::Status error) {
+          litefs::log::Error("exec failed", {{"error", error.message()}});
+          Shutdown(app, kExitRuntime);
+        });
+  };
+  litefs::Status st = node.Start(
+      [&app](litefs::Status st) {
+        if (st.ok()) {
+          litefs::log::Info("ready");
+          return;
+        }
+        litefs::log::Error("startup failed", {{"error", st.message()}});
+        Shutdown(app, kExitRuntime);
+      },
+      on_synced);
   if (!st.ok()) {
     litefs::log::Error("startup failed", {{"error", st.message()}});
     Shutdown(app, kExitRuntime);
   }
   uv_run(app.loop, UV_RUN_DEFAULT);
+  app.exec.reset();
+  uv_run(app.loop, UV_RUN_NOWAIT);
   litefs::log::Info("stopped");
   return app.exit_code;
 }
@@ -164,7 +254,7 @@ int main(int argc, char** argv) {
   }
   std::string cmd = args[0];
   args.erase(args.begin());
-  if (cmd == "run") return Run(args);
+  if (cmd == "run" || cmd == "mount") return Run(args);  // "mount": LiteFS's name for it
   if (cmd == "export") return litefs::ExportMain(args);
   if (cmd == "import") return litefs::ImportMain(args);
   if (cmd == "internal-checkpoint" && args.size() == 1) {

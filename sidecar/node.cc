@@ -30,7 +30,8 @@ Node::Node(uv_loop_t* loop, Config config)
 
 Node::~Node() = default;
 
-Status Node::Start(std::function<void(Status)> ready) {
+Status Node::Start(std::function<void(Status)> ready, std::function<void(Status)> synced) {
+  on_synced_ = std::move(synced);
   struct stat st;
   if (stat(config_.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Status::Error("dir " + config_.dir + " does not exist or is not a directory");
@@ -47,6 +48,7 @@ Status Node::Start(std::function<void(Status)> ready) {
   checkpointer_ = std::make_unique<WalCheckpointer>(loop_);
   env.checkpointer = checkpointer_.get();
   store_ = std::make_unique<Store>(env);
+  if (!config_.proxy.target.empty()) store_->set_proxy_url(config_.proxy.advertise_url);
 
   NodeApiOptions api_options;
   api_options.candidate = config_.lease.candidate;
@@ -124,6 +126,7 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
     options.primary_hostname = config_.lease.hostname;
     options.reconnect_delay = config_.lease.reconnect_delay;
     replica_ = std::make_unique<ReplicaClient>(loop_, *curl_, *store_, options);
+    if (!config_.skip_sync) replica_->SetOnReady([this] { OnSynced(); });
     replica_->Start();
     log::Info("this node is a replica", {{"primary", config_.lease.advertise_url}});
   }
@@ -136,6 +139,44 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
   if (!st.ok()) return ready(st);
   log::Info("serving commits", {{"socket", socket}});
   ready(Status());
+  if (store_->is_primary() || config_.skip_sync) OnSynced();
+}
+
+// Once per run: the proxy starts listening, then `exec` may run.
+void Node::OnSynced() {
+  if (stopping_ || !on_synced_) return;
+  std::function<void(Status)> synced = std::move(on_synced_);
+  on_synced_ = nullptr;
+  synced(StartProxy());
+}
+
+Status Node::StartProxy() {
+  const Config::Proxy& pc = config_.proxy;
+  if (pc.target.empty() || proxy_) return Status();
+  proxy_backend_ = std::make_unique<StoreProxyBackend>(*store_, [this]() -> int64_t {
+    return replica_ ? replica_->last_primary_timestamp_ms() : -1;
+  });
+  proxy::ProxyOptions options;
+  options.target = pc.target;
+  options.db = pc.db;
+  options.max_lag = pc.max_lag;
+  options.debug = pc.debug;
+  options.passthrough = pc.passthrough;
+  options.always_forward = pc.always_forward;
+  options.primary_redirect_timeout = pc.primary_redirect_timeout;
+  options.txid_wait_timeout = pc.txid_timeout;
+  options.cookie_expiry = pc.cookie_expiry;
+  options.target_retry = pc.target_retry_timeout;
+  options.write_mode = pc.mode == "fly-replay" ? proxy::WriteMode::kFlyReplay : proxy::WriteMode::kForward;
+  options.server.header_read_timeout = pc.read_header_timeout;
+  options.server.idle_timeout = pc.idle_timeout;
+  options.server.max_connections = pc.max_connections;
+  options.log_debug = [](const std::string& line) { log::Info("proxy", {{"route", line}}); };
+  proxy_ = std::make_unique<proxy::ReverseProxy>(loop_, *proxy_backend_, std::move(options));
+  LITEFS_RETURN_IF_ERROR(proxy_->Listen(pc.addr).Context("proxy.addr"));
+  log::Info("proxy listening", {{"addr", pc.addr}, {"port", std::to_string(proxy_->port())},
+                                {"target", pc.target}, {"advertise_url", pc.advertise_url}});
+  return Status();
 }
 
 int64_t Node::LastPrimaryTimestampMs() const {
@@ -153,13 +194,20 @@ void Node::Stop(std::function<void()> done) {
   if (replica_) replica_->Stop();
   if (watcher_) watcher_->Stop();
   if (lag_file_) lag_file_->Stop();
-  auto remaining = std::make_shared<int>(2);
+  auto remaining = std::make_shared<int>(3);
   auto finish = [this, remaining, done = std::move(done)] {
     if (--*remaining > 0) return;
+    proxy_.reset();
+    proxy_backend_.reset();
     replica_.reset();
     curl_.reset();
     if (done) done();
   };
+  if (proxy_) {
+    proxy_->Close(finish);
+  } else {
+    finish();
+  }
   if (commits_) {
     commits_->Close(finish);
   } else {

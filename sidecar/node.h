@@ -20,7 +20,9 @@
 #include "sidecar/fsutil.h"
 #include "sidecar/node_api.h"
 #include "sidecar/replica_client.h"
+#include "proxy/reverse_proxy.h"
 #include "sidecar/store.h"
+#include "sidecar/store_proxy_backend.h"
 #include "sidecar/wal_checkpointer.h"
 
 namespace litefs {
@@ -31,8 +33,11 @@ class Node {
   ~Node();
 
   // Starts asynchronously; `ready` runs once the node serves commits (or
-  // with the error that stopped it).
-  Status Start(std::function<void(Status)> ready);
+  // with the error that stopped it). `synced` runs later, once: when this
+  // node is the primary, or a replica that caught up with its primary
+  // (LiteFS's READY; at once with skip-sync), after the proxy is listening —
+  // `exec` starts then. A proxy that cannot listen is reported there.
+  Status Start(std::function<void(Status)> ready, std::function<void(Status)> synced = nullptr);
   void Stop(std::function<void()> done);
 
   Store& store() { return *store_; }
@@ -40,6 +45,8 @@ class Node {
  private:
   Status LockDataDir();
   void BecomeRole(std::function<void(Status)> ready);
+  void OnSynced();
+  Status StartProxy();
   // LiteFS's "last primary timestamp" (§2.8): 0 on the primary, -1 unknown.
   int64_t LastPrimaryTimestampMs() const;
 
@@ -55,6 +62,9 @@ class Node {
   std::unique_ptr<DirWatcher> watcher_;
   std::unique_ptr<LagFile> lag_file_;
   std::unique_ptr<ReplicaClient> replica_;
+  std::unique_ptr<StoreProxyBackend> proxy_backend_;
+  std::unique_ptr<proxy::ReverseProxy> proxy_;
+  std::function<void(Status)> on_synced_;
   bool stopping_ = false;
   uv_timer_t* retention_timer_ = nullptr;
   fs::UniqueFd data_dir_lock_;  // flock: one sidecar per data dir

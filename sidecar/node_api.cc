@@ -30,6 +30,10 @@ NodeApi::NodeApi(uv_loop_t* loop, Store& store, NodeApiOptions options)
   opts.add_headers = [this](std::vector<http::Header>& headers) {
     headers.push_back({"Litefs-Id", FormatNodeId(store_.node_id())});
     if (!store_.cluster_id().empty()) headers.push_back({"Litefs-Cluster-Id", store_.cluster_id()});
+    // Replicas forward writes to the primary's proxy: tell them where it is.
+    if (store_.is_primary() && !store_.proxy_url().empty()) {
+      headers.push_back({"Litefs-Proxy-Url", store_.proxy_url()});
+    }
   };
   server_ = std::make_unique<http::Server>(
       loop_, std::move(opts), [this](std::shared_ptr<http::Exchange> ex) { Handle(std::move(ex)); });
@@ -86,6 +90,10 @@ void NodeApi::HandleInfo(http::Exchange& ex) {
     primary_host = store_.primary()->hostname;
   }
   j["primary"] = {{"hostname", primary_host}};
+  std::string primary_proxy = store_.is_primary() ? store_.proxy_url()
+                              : store_.primary()  ? store_.primary()->proxy_url
+                                                  : "";
+  if (!primary_proxy.empty()) j["primary"]["proxyURL"] = primary_proxy;
   j["nodeID"] = FormatNodeId(store_.node_id());
   nlohmann::ordered_json dbs = nlohmann::ordered_json::object();
   for (Database* db : store_.All()) {

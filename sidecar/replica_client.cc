@@ -1,6 +1,8 @@
 // See replica_client.h.
 #include "sidecar/replica_client.h"
 
+#include <cstdlib>
+
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/time.h>
@@ -78,7 +80,10 @@ void ReplicaClient::Connect() {
 
 void ReplicaClient::OnHeaders(int status, const http::HeaderList& headers) {
   if (status != 200) return;  // reported by OnDone with the body's message
+  PrimaryInfo primary{options_.primary_hostname, options_.primary_url, "", 0, false};
   for (const auto& [name, value] : headers) {
+    if (HeaderIs(name, "Litefs-Id")) primary.node_id = std::strtoull(value.c_str(), nullptr, 16);
+    if (HeaderIs(name, "Litefs-Proxy-Url")) primary.proxy_url = value;
     if (!HeaderIs(name, "Litefs-Cluster-Id") || value.empty()) continue;
     if (store_.cluster_id().empty()) {
       Status st = store_.SetClusterId(value);
@@ -90,7 +95,7 @@ void ReplicaClient::OnHeaders(int status, const http::HeaderList& headers) {
     }
   }
   connected_ = true;
-  store_.SetPrimary(PrimaryInfo{options_.primary_hostname, options_.primary_url});
+  store_.SetPrimary(std::move(primary));
   log::Info("connected to primary", {{"url", options_.primary_url}});
 }
 
@@ -151,6 +156,11 @@ bool ReplicaClient::OnEvent(const stream::Event& e) {
       if (!ready_) log::Info("caught up with the primary");
       ready_ = true;
       failures_ = 0;
+      if (store_.primary() && !store_.primary()->synced) {
+        PrimaryInfo synced = *store_.primary();
+        synced.synced = true;
+        store_.SetPrimary(std::move(synced));
+      }
       if (on_ready_) on_ready_();
       return true;
     case Kind::kEnd:

@@ -94,14 +94,18 @@ void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
   std::optional<PrimaryInfo> was = std::move(primary_);
   is_primary_ = false;
   primary_ = std::move(primary);
-  WritePrimaryFile();
+  bool same_host = !was_primary && was && primary_ && was->hostname == primary_->hostname;
+  if (!same_host) WritePrimaryFile();
   RoleChanged(was_primary, was);
 }
 
 void Store::RoleChanged(bool was_primary, const std::optional<PrimaryInfo>& was) {
-  auto host = [](const std::optional<PrimaryInfo>& p) { return p ? p->hostname : std::string(); };
+  auto same = [](const PrimaryInfo& a, const PrimaryInfo& b) {
+    return a.hostname == b.hostname && a.advertise_url == b.advertise_url && a.proxy_url == b.proxy_url &&
+           a.node_id == b.node_id && a.synced == b.synced;
+  };
   if (was_primary == is_primary_ && was.has_value() == primary_.has_value() &&
-      host(was) == host(primary_)) {
+      (!was || same(*was, *primary_))) {
     return;
   }
   std::vector<uint64_t> ids;

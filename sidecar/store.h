@@ -27,6 +27,9 @@ std::string FormatNodeId(uint64_t id);
 struct PrimaryInfo {
   std::string hostname;
   std::string advertise_url;
+  std::string proxy_url;  // the primary's proxy ("" when it runs none or did not say)
+  uint64_t node_id = 0;   // from its Litefs-Id header; 0 when unknown
+  bool synced = false;    // this replica received READY on the current stream
 };
 
 class Store {
@@ -58,13 +61,16 @@ class Store {
   static std::string NewClusterId();
   static bool ValidClusterId(std::string_view id);
 
+  // This node's own proxy URL, advertised to replicas (empty: no proxy).
+  void set_proxy_url(std::string url) { proxy_url_ = std::move(url); }
+  const std::string& proxy_url() const { return proxy_url_; }
+
   // Position changes of any database.
   uint64_t Subscribe(std::function<void(Database&)> fn);
   void Unsubscribe(uint64_t id);
-
-  // Role changes: this node became or stopped being the primary, or the
-  // primary a replica follows changed (connected, disconnected). Runs after
-  // the change, only when is_primary() or primary() differs.
+  // Role changes: this node became or stopped being the primary, or what a
+  // replica knows of its primary changed (connected, disconnected, READY,
+  // its proxy URL). Runs after the change, only when something differs.
   uint64_t SubscribeRole(std::function<void()> fn);
   void UnsubscribeRole(uint64_t id);
 
@@ -82,6 +88,7 @@ class Store {
   uint64_t next_subscriber_ = 1;
   std::map<uint64_t, std::function<void(Database&)>> subscribers_;
   std::map<uint64_t, std::function<void()>> role_subscribers_;
+  std::string proxy_url_;
 };
 
 }  // namespace litefs

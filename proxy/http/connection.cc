@@ -2,6 +2,8 @@
 // connection.h).
 #include "proxy/http/connection.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cassert>
 #include <string>
@@ -319,7 +321,7 @@ void Connection::OnEof() {
 }
 
 void Connection::Drive() {
-  if (driving_ || state_ != State::kOpen) return;
+  if (driving_ || state_ != State::kOpen || taking_over_) return;
   driving_ = true;
   while (state_ == State::kOpen && Step()) {
   }
@@ -495,7 +497,7 @@ void Connection::UpdateReading() {
   bool want = false;
   switch (state_) {
     case State::kOpen:
-      want = !read_eof_ && pending_.size() - pending_off_ < kPendingHighWater && !BodyPaused();
+      want = !taking_over_ && !read_eof_ && pending_.size() - pending_off_ < kPendingHighWater && !BodyPaused();
       break;
     case State::kDraining:
       want = !read_eof_;
@@ -582,6 +584,53 @@ void Connection::FailRequest(int status, std::string_view message) {
   BeginDrain();
 }
 
+void Connection::BeginTakeOver(Exchange::TakeOverCallback ready) {
+  taking_over_ = true;
+  takeover_ready_ = std::move(ready);
+  timer_kind_ = Timer::kNone;
+  UpdateReading();  // later bytes stay in the kernel for the new owner
+  out_.AppendCallback([this](Status st) {
+    if (!st.ok()) return;  // closing: HardClose tells the exchange
+    takeover_written_ = true;
+    server_->Schedule(this);
+  });
+  RequestFlush();
+}
+
+// Runs from RunScheduled (never inside a libuv callback of this handle): a
+// second handle on a duplicate of the socket goes to the new owner, then this
+// connection closes its own.
+void Connection::FinishTakeOver() {
+  Exchange::TakeOverCallback ready = std::move(takeover_ready_);
+  takeover_ready_ = nullptr;
+  Exchange::TakenStream taken;
+  taken.early_bytes.assign(pending_, pending_off_, std::string::npos);
+  uv_os_fd_t fd = -1;
+  int dup_fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) dup_fd = dup(fd);
+  Status result;
+  if (dup_fd >= 0) {
+    taken.tcp = new uv_tcp_t;
+    uv_tcp_init(server_->loop_, taken.tcp);
+    if (uv_tcp_open(taken.tcp, dup_fd) != 0) {
+      ::close(dup_fd);
+      uv_close(reinterpret_cast<uv_handle_t*>(taken.tcp),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+      taken.tcp = nullptr;
+    }
+  }
+  if (ex_) ex_->response_ = Exchange::ResponseState::kEnded;  // not "closed early"
+  HardClose();
+  if (!ready) {
+    if (taken.tcp) {
+      uv_close(reinterpret_cast<uv_handle_t*>(taken.tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    }
+    return;
+  }
+  if (taken.tcp == nullptr) return ready(Status::Error("cannot take over the client socket"));
+  ready(std::move(taken));
+}
+
 void Connection::Wake() {
   if (driving_ || state_ != State::kOpen) return;  // a running Drive() sees it
   drive_wanted_ = true;
@@ -613,6 +662,10 @@ void Connection::OnResponseEnded() {
 
 void Connection::RunScheduled() {
   if (state_ == State::kClosing) return;
+  if (takeover_written_) {
+    FinishTakeOver();
+    return;
+  }
   if (drive_wanted_) {
     drive_wanted_ = false;
     Drive();
@@ -662,6 +715,7 @@ void Connection::BeginDrain() {
 void Connection::HardClose() {
   if (state_ == State::kClosing) return;
   state_ = State::kClosing;
+  takeover_ready_ = nullptr;
   timer_kind_ = Timer::kNone;
   reading_ = false;
   fresh_len_ = 0;

@@ -100,6 +100,8 @@ class Connection {
   void FailRequest(int status, std::string_view message);
 
   // Called by Exchange.
+  void BeginTakeOver(Exchange::TakeOverCallback ready);
+  void FinishTakeOver();
   void Wake();
   void RequestFlush();
   void OnBodyRequested(Exchange& ex);
@@ -144,6 +146,12 @@ class Connection {
   size_t header_bytes_ = 0;
   size_t discarded_ = 0;
   std::optional<Status> body_error_;
+
+  // SwitchProtocols: parsing stops; once the 101 head is written the socket
+  // is handed over.
+  bool taking_over_ = false;
+  bool takeover_written_ = false;
+  Exchange::TakeOverCallback takeover_ready_;
 
   // Unparsed input: pending_[pending_off_..] first, then fresh_ (the read
   // buffer of the read callback in progress).

@@ -236,6 +236,27 @@ void Exchange::EndResponse() {
   conn_->OnResponseEnded();
 }
 
+void Exchange::Abort() {
+  if (conn_ != nullptr) conn_->HardClose();
+}
+
+void Exchange::SwitchProtocols(std::vector<Header> headers, TakeOverCallback ready) {
+  if (conn_ == nullptr || response_ != ResponseState::kNone || !request_.upgrade) {
+    if (ready) ready(Status::Error("cannot switch protocols on this exchange"));
+    return;
+  }
+  Connection& c = *conn_;
+  if (c.options().add_headers) c.options().add_headers(headers);
+  std::string& head = c.head_;
+  head.clear();
+  AppendStatusLine(head, 101);
+  for (const Header& h : headers) AppendHeaderLine(head, h.name, h.value);
+  head.append("\r\n");
+  c.out_.AppendCopy(head);
+  response_ = ResponseState::kStreaming;  // no body, no framing: raw bytes follow
+  c.BeginTakeOver(std::move(ready));
+}
+
 // --- lifetime ---
 
 void Exchange::OnClose(std::function<void()> fn) {

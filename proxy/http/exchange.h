@@ -33,11 +33,17 @@
 // from the handler is honoured. HEAD responses and 1xx/204/304 carry no body
 // (body bytes given for them are dropped, callbacks still fire). Calling
 // Respond/StartResponse a second time, or after the server answered (413), is
-// ignored. Status 101 is reserved for the later tunnelling (Upgrade) support.
+// ignored. Status 101 goes through SwitchProtocols() only.
+//
+// Upgrade (request().upgrade): SwitchProtocols(headers, ready) writes the 101
+// head with `headers` as given (Connection/Upgrade included), then hands the
+// client's socket over as a raw byte stream; the HTTP connection is gone.
 //
 // No method calls one of the handler's callbacks before returning, except
 // OnClose() on an exchange that is already closed.
 #pragma once
+
+#include <uv.h>
 
 #include <cstdint>
 #include <functional>
@@ -84,6 +90,19 @@ class Exchange {
   // Zero-copy: `data` must stay valid and unchanged until on_written fires.
   Status WriteBody(std::span<const uint8_t> data, WrittenCallback on_written);
   void EndResponse();
+  // Closes the connection at once: the only way to tell a client that a
+  // streamed response failed midway.
+  void Abort();
+
+  // The client's socket after a 101: the caller owns `tcp` (open, not
+  // reading; uv_close it when done) and gets the bytes the client sent after
+  // its request head.
+  struct TakenStream {
+    uv_tcp_t* tcp = nullptr;
+    std::string early_bytes;
+  };
+  using TakeOverCallback = std::function<void(Result<TakenStream> stream)>;
+  void SwitchProtocols(std::vector<Header> headers, TakeOverCallback ready);
 
   // `fn` fires once if the connection closes (client gone, write error,
   // Server::Close) before the response ended; at once if that already

@@ -103,8 +103,10 @@ def logical_checksum(path):
 
 class Node:
     def __init__(self, root, name, port, primary_port, candidate, hostname="primary-host",
-                 extra_config=""):
+                 extra_config="", exec_args=None, env=None):
         self.name = name
+        self.exec_args = exec_args or []
+        self.extra_env = env or {}
         self.dir = Path(root) / name / "dir"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port
@@ -122,8 +124,11 @@ class Node:
 
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([str(LITEFS), "run", "-config", str(self.config)],
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
+        args = [str(LITEFS), "run", "-config", str(self.config)]
+        if self.exec_args:
+            args += ["--", *self.exec_args]
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.extra_env})
         if wait:
             self.wait_ready()
         return self

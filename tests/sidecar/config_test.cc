@@ -196,14 +196,14 @@ TEST_CASE("config: unknown keys are errors naming the full key and line") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.message() == "unknown config key \"lease.cnadidate\" in " + path + " line 7");
 
-  CHECK(ParseError("dir: /d\nlease:\n  type: static\nproxy:\n  target: localhost:8080\n") ==
-        "unknown config key \"proxy\" at line 4");
+  CHECK(ParseError("dir: /d\nlease:\n  type: static\nproxy:\n  targte: localhost:8080\n") ==
+        "unknown config key \"proxy.targte\" at line 5");
   CHECK(ParseError("dir: /d\nlease:\n  type: static\n  etcd:\n    endpoints: [a]\n") ==
         "unknown config key \"lease.etcd\" at line 4");
   CHECK(ParseError("dir: /d\ndata:\n  retension: 10m\nlease:\n  type: static\n") ==
         "unknown config key \"data.retension\" at line 3");
-  CHECK(ParseError("dir: /d\nexec: app\nlease:\n  type: static\n") ==
-        "unknown config key \"exec\" at line 2");
+  CHECK(ParseError("dir: /d\nexce: app\nlease:\n  type: static\n") ==
+        "unknown config key \"exce\" at line 2");
   CHECK(ParseError("dir: /d\nlog:\n  timestamp: true\nlease:\n  type: static\n") ==
         "unknown config key \"log.timestamp\" at line 3");
 }
@@ -483,4 +483,80 @@ TEST_CASE("FindConfigFile: explicit path, then ./, $HOME, /etc") {
   REQUIRE(in_cwd.ok());
   CHECK(*in_cwd == "./litefs.yml");
   CHECK(litefs::LoadConfig(*in_cwd).ok());
+}
+
+TEST_CASE("config: proxy keys, defaults and validation") {
+  Config c = MustParse(std::string(kMinimal) +
+                       "proxy:\n"
+                       "  addr: \":8080\"\n"
+                       "  target: \"localhost:8081\"\n"
+                       "  db: app.db\n"
+                       "  max-lag: 3s\n"
+                       "  debug: true\n"
+                       "  passthrough: [\"/static/*\", \"*.png\"]\n"
+                       "  always-forward: \"/admin/*\"\n"
+                       "  primary-redirect-timeout: 2s\n"
+                       "  read-timeout: 1s\n"
+                       "  read-header-timeout: 4s\n"
+                       "  idle-timeout: 1m\n"
+                       "  txid-timeout: 7s\n"
+                       "  cookie-expiry: 1h\n"
+                       "  mode: fly-replay\n",
+                       false);
+  CHECK(c.proxy.addr == ":8080");
+  CHECK(c.proxy.target == "localhost:8081");
+  CHECK(c.proxy.db == "app.db");
+  CHECK(c.proxy.max_lag == std::chrono::seconds(3));
+  CHECK(c.proxy.debug);
+  CHECK(c.proxy.passthrough == std::vector<std::string>{"/static/*", "*.png"});
+  CHECK(c.proxy.always_forward == std::vector<std::string>{"/admin/*"});
+  CHECK(c.proxy.primary_redirect_timeout == std::chrono::seconds(2));
+  CHECK(c.proxy.read_header_timeout == std::chrono::seconds(4));
+  CHECK(c.proxy.idle_timeout == std::chrono::minutes(1));
+  CHECK(c.proxy.txid_timeout == std::chrono::seconds(7));
+  CHECK(c.proxy.cookie_expiry == std::chrono::hours(1));
+  CHECK(c.proxy.mode == "fly-replay");
+  // Default advertise URL: this host's name with the proxy's port.
+  CHECK(c.proxy.advertise_url == "http://localhost:8080");
+  // read-timeout is accepted but said to be unenforced.
+  bool warned = false;
+  for (const std::string& w : c.warnings) warned = warned || w.find("proxy.read-timeout") != std::string::npos;
+  CHECK(warned);
+
+  Config d = MustParse(std::string(kMinimal) + "  hostname: node-a\nproxy:\n  addr: \":9\"\n  target: \"a:1\"\n  db: x\n", false);
+  CHECK(d.proxy.advertise_url == "http://node-a:9");
+  CHECK(d.proxy.mode == "forward");
+  CHECK(d.proxy.max_lag == std::chrono::seconds(10));
+  CHECK(d.proxy.txid_timeout == std::chrono::seconds(5));
+  CHECK(d.proxy.cookie_expiry == std::chrono::minutes(5));
+  CHECK(d.proxy.idle_timeout == std::chrono::seconds(30));
+
+  CHECK(ParseError(std::string(kMinimal) + "proxy:\n  target: \"a:1\"\n  db: x\n") ==
+        "proxy.addr is required when proxy.target is set");
+  CHECK(ParseError(std::string(kMinimal) + "proxy:\n  addr: \":1\"\n  target: \"a:1\"\n") ==
+        "proxy.db is required when proxy.target is set");
+  CHECK(ParseError(std::string(kMinimal) + "proxy:\n  addr: \":1\"\n  target: \"nope\"\n  db: x\n").find(
+            "proxy.target \"nope\" must be host:port") != std::string::npos);
+  CHECK(ParseError(std::string(kMinimal) + "proxy:\n  addr: \":1\"\n  target: \"a:1\"\n  db: x\n  mode: magic\n")
+            .find("proxy.mode \"magic\" is not supported") != std::string::npos);
+  CHECK(ParseError(std::string(kMinimal) + "proxy:\n  adr: \":1\"\n").find("unknown config key \"proxy.adr\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("config: exec as a string or a list with if-candidate; skip-sync") {
+  Config a = MustParse(std::string(kMinimal) + "exec: \"myapp -port 8081\"\nskip-sync: true\n", false);
+  REQUIRE(a.exec.size() == 1);
+  CHECK(a.exec[0].cmd == "myapp -port 8081");
+  CHECK_FALSE(a.exec[0].if_candidate);
+  CHECK(a.skip_sync);
+  Config b = MustParse(std::string(kMinimal) +
+                           "exec:\n  - cmd: \"migrate up\"\n    if-candidate: true\n  - \"serve\"\n",
+                       false);
+  REQUIRE(b.exec.size() == 2);
+  CHECK(b.exec[0].cmd == "migrate up");
+  CHECK(b.exec[0].if_candidate);
+  CHECK(b.exec[1].cmd == "serve");
+  CHECK(ParseError(std::string(kMinimal) + "exec:\n  - if-candidate: true\n") == "exec[0].cmd is required");
+  CHECK(ParseError(std::string(kMinimal) + "exec:\n  - cmd: x\n    when: y\n").find("unknown config key \"exec[0].when\"") !=
+        std::string::npos);
 }
