@@ -27,13 +27,27 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+constexpr char kHelp[] =
+    "usage: litefs export -name DB [-url URL] PATH\n"
+    "\n"
+    "Downloads database DB from a running node (primary or replica) as a plain\n"
+    "SQLite file into PATH, e.g. for a backup. PATH-journal, PATH-wal and\n"
+    "PATH-shm are removed first; the file is written to PATH.tmp, synced and\n"
+    "renamed over PATH, so PATH is never half-written.\n"
+    "\n"
+    "  -name DB   the database name in the node's directory (required)\n"
+    "  -url URL   the node's API (default http://localhost:20202)\n";
+
 }  // namespace
 
 int ExportMain(const std::vector<std::string>& args) {
   std::string name, url = "http://localhost:20202", path;
   for (size_t i = 0; i < args.size(); i++) {
     std::string a = args[i].rfind("--", 0) == 0 ? args[i].substr(1) : args[i];
-    if ((a == "-name" || a == "-url") && i + 1 < args.size()) {
+    if (a == "-h" || a == "-help") {
+      fputs(kHelp, stdout);
+      return 2;  // as LiteFS's flag package does for help
+    } else if ((a == "-name" || a == "-url") && i + 1 < args.size()) {
       (a == "-name" ? name : url) = args[++i];
     } else if (a.rfind("-name=", 0) == 0) {
       name = a.substr(6);

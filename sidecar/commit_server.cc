@@ -300,6 +300,10 @@ void CommitServer::AnswerBegin(Conn* conn, Database* db) {
     Reply(conn, litefs::Reply(wire::MsgType::kBusy, "the primary is handing over; retry shortly"));
     return;
   }
+  if (db->import_waiting()) {
+    Reply(conn, litefs::Reply(wire::MsgType::kBusy, "an import is waiting for the write lock"));
+    return;
+  }
   conn->writing_db = db->name();
   Reply(conn, litefs::Reply(wire::MsgType::kOk));
 }

@@ -14,8 +14,10 @@
 #include "sidecar/db_pages.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/hot_journal.h"
+#include "sidecar/import.h"
 #include "sidecar/log.h"
 #include "sidecar/ltx_apply.h"
+#include "sidecar/metrics.h"
 #include "sidecar/sqlite_locks.h"
 #include "sidecar/wal_apply.h"
 #include "sidecar/wal_checkpointer.h"
@@ -71,10 +73,31 @@ int64_t Database::pos_timestamp_ms() const {
   return pos_timestamp_ms_;
 }
 
+std::vector<PosChange> Database::ChangesSince(uint64_t after) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<PosChange> out;
+  for (const PosChange& c : changes_) {
+    if (c.seq > after) out.push_back(c);
+  }
+  return out;
+}
+
+uint64_t Database::last_change_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return change_seq_;
+}
+
 Status Database::WritePosFile(ltx::Pos pos, int64_t timestamp_ms) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     pos_timestamp_ms_ = timestamp_ms;
+    // Every position change, for /events (a recovery that confirms the
+    // position is not one).
+    if (changes_.empty() || changes_.back().pos != pos) {
+      changes_.push_back({++change_seq_, pos, checksums_.page_size(), checksums_.page_count(),
+                          timestamp_ms});
+      if (changes_.size() > kRecentChanges) changes_.pop_front();
+    }
   }
   // LiteFS shows the LTX timestamp as the file's mtime.
   struct timespec mtime;
@@ -234,9 +257,13 @@ Status Database::RecoverJob() {
 
 void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done) {
   auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
+  const uint64_t start_ns = uv_hrtime();
   strand_.Post([this, result, commit = std::move(commit)] { *result = CommitJob(commit); },
-               [this, result, done = std::move(done)] {
+               [this, result, start_ns, done = std::move(done)] {
                  if (result->ok()) {
+                   commit_count_++;
+                   last_apply_lag_ms_ = 0;
+                   if (env_.metrics) env_.metrics->commit.Observe(double(uv_hrtime() - start_ns) / 1e9);
                    Finished(Status(), true);
                  } else {
                    log::Error("capture failed; recovering",
@@ -382,17 +409,26 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
 
 void Database::ApplyReceived(std::string tmp_path, std::function<void(Status)> done) {
   auto result = std::make_shared<Status>();
+  const uint64_t start_ns = uv_hrtime();
   strand_.Post(
       [this, result, tmp_path = std::move(tmp_path)] {
         *result = ApplyJob(tmp_path);
         if (!result->ok()) unlink(tmp_path.c_str());
       },
-      [this, result, done = std::move(done)] {
+      [this, result, start_ns, done = std::move(done)] {
         if (result->ok()) {
+          apply_count_++;
+          last_apply_lag_ms_ = WallClockMs() - pos_timestamp_ms();
+          if (env_.metrics) env_.metrics->apply.Observe(double(uv_hrtime() - start_ns) / 1e9);
           Finished(Status(), true);
           if (wal_frames_ >= kReplicaCheckpointFrames && env_.checkpointer) {
             env_.checkpointer->Run(db_path_);
           }
+        } else if (sqlite::IsLockTimeout(*result)) {
+          // Readers (or a writer) kept the lock: nothing was changed, so
+          // no recovery, which would only wait for the same lock again.
+          log::Warn("apply postponed: the database stayed locked",
+                    {{"db", name_}, {"error", result->message()}});
         } else {
           // Whatever failed, realign the position and table with the files.
           log::Error("apply failed; recovering", {{"db", name_}, {"error", result->message()}});
@@ -444,6 +480,113 @@ void Database::EnforceRetention(std::chrono::milliseconds retention) {
       log::Debug("retention removed LTX files", {{"db", name_}, {"count", std::to_string(*removed)}});
     }
   });
+}
+
+// ---- primary: import --------------------------------------------------------
+
+struct Database::ImportState {
+  std::string import_path;
+  ImportFile file;
+  std::chrono::steady_clock::time_point deadline;
+  std::function<void(Result<ltx::Pos>)> done;
+  // The LTX written for position `written_for`, kept across attempts that
+  // could not take the locks (rewritten if a commit moved the position).
+  std::string ltx_path;
+  ltx::Pos written_for;
+  bool busy = false;  // the last attempt could not take SQLite's locks
+  ~ImportState() {
+    if (!ltx_path.empty()) unlink(ltx_path.c_str());
+  }
+};
+
+// How long one attempt waits for SQLite's locks, and all attempts together.
+// An attempt runs on the strand, so the commit of an app holding the write
+// lock waits behind it: attempts stay short and the strand is released in
+// between.
+constexpr std::chrono::milliseconds kImportLockWait{500};
+constexpr std::chrono::seconds kImportDeadline{30};
+
+void Database::Import(std::string path, std::function<void(Result<ltx::Pos>)> done) {
+  auto state = std::make_shared<ImportState>();
+  state->import_path = std::move(path);
+  state->deadline = std::chrono::steady_clock::now() + kImportDeadline;
+  state->done = std::move(done);
+  Result<ImportFile> file = ValidateImportFile(state->import_path);
+  if (!file.ok()) return state->done(file.status());
+  state->file = *file;
+  RunImport(std::move(state));
+}
+
+void Database::RunImport(std::shared_ptr<ImportState> state) {
+  auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
+  strand_.Post([this, state, result] { *result = ImportJob(*state); },
+               [this, state, result] {
+                 import_waiting_ = !result->ok() && state->busy &&
+                                   std::chrono::steady_clock::now() < state->deadline;
+                 if (result->ok()) {
+                   commit_count_++;
+                   last_apply_lag_ms_ = 0;
+                   log::Info("database imported", {{"db", name_}, {"pos", ltx::FormatPos(**result)}});
+                   Finished(Status(), true);
+                   return state->done(*result);
+                 }
+                 if (import_waiting_) return RunImport(state);  // behind commits queued meanwhile
+                 log::Error("import failed", {{"db", name_}, {"error", result->message()}});
+                 if (!state->busy) Recover();  // realign the checksum table with the files
+                 state->done(state->busy ? Status::Error("database busy: " + result->message())
+                                         : result->status());
+               });
+}
+
+Result<ltx::Pos> Database::ImportJob(ImportState& state) {
+  state.busy = false;
+  const ltx::Pos prev = pos();
+  if (state.ltx_path.empty() || state.written_for != prev) {
+    if (!state.ltx_path.empty()) unlink(state.ltx_path.c_str());
+    state.ltx_path.clear();
+    LITEFS_RETURN_IF_ERROR(log_.Init());
+    Result<ReplacedDb> old = ReadReplacedDb(db_path_);
+    if (!old.ok()) return old.status();
+    std::string tmp = log_.NewTempPath();
+    LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), /*sync=*/true};
+    Result<SnapshotFile> written = WriteImportLtx(state.import_path, state.file, *old, prev, tmp, opts);
+    if (!written.ok()) return written.status();
+    state.ltx_path = tmp;
+    state.written_for = prev;
+  }
+  Result<VerifiedLtx> ltx = ReadAndVerifyLtx(state.ltx_path);
+  if (!ltx.ok()) return ltx.status();
+  // The same path as a replica's apply: SQLite's locks, a hot journal or
+  // WAL frames, so open connections see all of the import or none of it.
+  ApplyOptions apply;
+  apply.lock_timeout = kImportLockWait;
+  Result<uint32_t> applied = ApplyToDatabase(db_path_, state.ltx_path, *ltx, checksums_, apply);
+  if (!applied.ok()) {
+    state.busy = sqlite::IsLockTimeout(applied.status());
+    return applied.status();
+  }
+  const ltx::Header& h = ltx->header;
+  LITEFS_RETURN_IF_ERROR(log_.Install(state.ltx_path, {h.max_txid, h.max_txid}, /*sync=*/true));
+  state.ltx_path.clear();
+  ResetCaptureTail();
+  ltx::Pos next{h.max_txid, ltx->trailer.post_apply_checksum};
+  SetPos(next);
+  LITEFS_RETURN_IF_ERROR(WritePosFile(next, h.timestamp_ms));
+  return next;
+}
+
+void Database::ResetCaptureTail() {
+  Result<DbView> view = DbView::Open(db_path_);
+  struct stat st;
+  last_inode_ = stat(db_path_.c_str(), &st) == 0 ? st.st_ino : 0;
+  if (!view.ok()) {
+    wal_tail_.known = false;
+    last_change_counter_ = 0;
+    return;
+  }
+  const wal::Committed& w = view->wal();
+  wal_tail_ = {true, w.header.salt1, w.header.salt2, w.last_frame};
+  last_change_counter_ = w.last_frame == 0 ? view->file_shape().change_counter : 0;
 }
 
 // ---- primary: snapshots -----------------------------------------------------

@@ -11,7 +11,9 @@
 #include <uv.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -29,6 +31,7 @@ namespace litefs {
 
 // What every database of a node shares.
 class WalCheckpointer;
+struct NodeMetrics;
 
 struct DatabaseEnv {
   uv_loop_t* loop = nullptr;
@@ -37,6 +40,16 @@ struct DatabaseEnv {
   std::string data_dir;  // the sidecar's own state
   bool compress = true;
   uint64_t node_id = 0;
+  NodeMetrics* metrics = nullptr;  // loop thread; optional
+};
+
+// One change of a database's position, as GET /events reports it.
+struct PosChange {
+  uint64_t seq = 0;  // per database, +1 per change
+  ltx::Pos pos;
+  uint32_t page_size = 0;
+  uint32_t commit = 0;  // database size in pages
+  int64_t timestamp_ms = 0;  // of the LTX file behind the position
 };
 
 // "the database name is valid": a plain file name inside the managed
@@ -56,6 +69,17 @@ class Database {
   ltx::Pos pos() const;  // thread-safe
   // Timestamp (ms since the epoch) of the LTX file behind the position.
   int64_t pos_timestamp_ms() const;
+  // The latest position changes with seq > `after`, oldest first (the last
+  // kRecentChanges are kept). Thread-safe.
+  std::vector<PosChange> ChangesSince(uint64_t after) const;
+  uint64_t last_change_seq() const;
+  static constexpr size_t kRecentChanges = 16;
+
+  // Loop thread: counters for /metrics.
+  uint64_t commit_count() const { return commit_count_; }
+  uint64_t apply_count() const { return apply_count_; }
+  // Apply time minus the applied file's timestamp, at the last apply (ms).
+  int64_t last_apply_lag_ms() const { return last_apply_lag_ms_; }
 
   // Loop thread: true once recovery succeeded and until a failure that
   // needs another recovery; `problem()` says why not.
@@ -97,6 +121,18 @@ class Database {
   // as a snapshot. Works on replicas too (/export, backups).
   void Export(std::string path, std::function<void(Result<uint64_t>)> done);
 
+  // Primary: replaces the database's content with the plain SQLite file at
+  // `path` (already validated by the caller, kept by it) as the next
+  // transaction, which replicates like any other (reference §1.7). Waits
+  // for writers of the app to finish (bounded); the database is untouched
+  // unless the import succeeds.
+  void Import(std::string path, std::function<void(Result<ltx::Pos>)> done);
+  // Loop thread: an import could not take SQLite's locks and tries again;
+  // new app writers are turned away meanwhile (the commit server answers
+  // their Begin with busy, and their busy handler retries) so that a
+  // steady stream of transactions cannot starve the import.
+  bool import_waiting() const { return import_waiting_; }
+
   // Primary: writes a snapshot of the current database to `path`.
   void MakeSnapshot(std::string path, std::function<void(Result<SnapshotFile>)> done);
 
@@ -112,6 +148,12 @@ class Database {
   Status ApplyJob(const std::string& tmp_path);
   Result<SnapshotFile> SnapshotJob(const std::string& path);
   Result<uint64_t> ExportJob(const std::string& path);
+  struct ImportState;
+  Result<ltx::Pos> ImportJob(ImportState& state);
+  void RunImport(std::shared_ptr<ImportState> state);
+  // After the database changed under the capture's feet (an import): the
+  // capture's view of the files starts afresh from what is on disk.
+  void ResetCaptureTail();
   // True (and logged) if inode `ino` is not the file the last capture saw.
   bool ReplacedFile(ino_t ino);
   Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);
@@ -147,12 +189,18 @@ class Database {
   mutable std::mutex mu_;
   ltx::Pos pos_;  // guarded by mu_
   int64_t pos_timestamp_ms_ = 0;  // guarded by mu_
+  std::deque<PosChange> changes_;  // guarded by mu_
+  uint64_t change_seq_ = 0;       // guarded by mu_
 
   // Loop thread.
   State state_ = State::kRecovering;
   std::string problem_ = "recovering";
   std::function<void(Database&)> on_change_;
   std::vector<std::function<void()>> settled_waiters_;
+  uint64_t commit_count_ = 0;
+  uint64_t apply_count_ = 0;
+  int64_t last_apply_lag_ms_ = 0;
+  bool import_waiting_ = false;
 };
 
 }  // namespace litefs

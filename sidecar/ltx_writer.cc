@@ -174,4 +174,27 @@ Result<SnapshotFile> WriteSnapshotLtx(PageSource& source, ltx::Pos pos, const st
   return SnapshotFile{path, header, *trailer};
 }
 
+Result<SnapshotFile> WriteReplacementLtx(PageSource& source, ltx::Pos prev, const std::string& path,
+                                         const LtxWriteOptions& options) {
+  const uint32_t count = source.page_count();
+  const uint32_t page_size = source.page_size();
+  const uint64_t txid = prev.txid + 1;
+  ltx::Header header =
+      MakeHeader(options, page_size, count, txid, txid, txid == 1 ? 0 : prev.checksum);
+  Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(path, header);
+  if (!file.ok()) return file.status();
+  ltx::RollingChecksum sum;
+  ltx::Encoder& enc = (*file)->encoder();
+  std::vector<uint8_t> page(page_size);
+  for (uint32_t pgno : AllPages(page_size, count)) {
+    LITEFS_RETURN_IF_ERROR(source.ReadPage(pgno, page));
+    sum.Toggle(ltx::PageChecksum(pgno, page));
+    LITEFS_RETURN_IF_ERROR(enc.EncodePage(pgno, page));
+  }
+  Result<ltx::Trailer> trailer = (*file)->Finish(sum.value(), options.sync);
+  if (!trailer.ok()) return trailer.status();
+  (*file)->Keep();
+  return SnapshotFile{path, header, *trailer};
+}
+
 }  // namespace litefs

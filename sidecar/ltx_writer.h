@@ -58,4 +58,11 @@ struct SnapshotFile {
 Result<SnapshotFile> WriteSnapshotLtx(PageSource& source, ltx::Pos pos, const std::string& path,
                                       const LtxWriteOptions& options);
 
+// Writes every page of `source` to `path` as TXID prev.txid+1 (a snapshot,
+// TXID 1, when prev is the zero position), with the rolling checksum of
+// those pages as post-apply checksum: a transaction that replaces the whole
+// database (an import). The file is not installed in any log.
+Result<SnapshotFile> WriteReplacementLtx(PageSource& source, ltx::Pos prev, const std::string& path,
+                                         const LtxWriteOptions& options);
+
 }  // namespace litefs

@@ -2,6 +2,7 @@
 //
 //   litefs run [-config PATH] [-- CMD...]  run the node (and the app under exec)
 //   litefs export -name DB ...  download a database from a node
+//   litefs import -name DB ...  replace a database on the primary with a file
 //   litefs promote [-url URL]   make a candidate take the lease (etcd lease)
 //   litefs version              print the version and commit
 //
@@ -19,6 +20,7 @@
 
 #include "litefs_version.h"
 #include "sidecar/cli_export.h"
+#include "sidecar/cli_import.h"
 #include "sidecar/cli_promote.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
@@ -50,6 +52,9 @@ void PrintUsage(FILE* out) {
           "  litefs export -name DB [-url URL] PATH\n"
           "                              download a database from a node (default URL\n"
           "                              http://localhost:20202) into PATH, e.g. for a backup\n"
+          "  litefs import -name DB [-url URL] PATH\n"
+          "                              replace database DB on the primary with the SQLite\n"
+          "                              file PATH; the import replicates\n"
           "  litefs promote [-url URL] [-timeout DURATION]\n"
           "                              ask a candidate node (default URL\n"
           "                              http://localhost:20202) to take the etcd lease\n"
@@ -258,6 +263,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "run" || cmd == "mount") return Run(args);  // "mount": LiteFS's name for it
   if (cmd == "export") return litefs::ExportMain(args);
+  if (cmd == "import") return litefs::ImportMain(args);
   if (cmd == "promote") {
     litefs::http::GlobalInit();
     return litefs::PromoteMain(args);

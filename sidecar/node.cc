@@ -47,6 +47,7 @@ Status Node::Start(std::function<void(Status)> ready, std::function<void(Status)
   env.data_dir = config_.data_dir;
   env.compress = config_.data_compress;
   env.node_id = node_id_;
+  env.metrics = &metrics_;
   checkpointer_ = std::make_unique<WalCheckpointer>(loop_);
   env.checkpointer = checkpointer_.get();
   store_ = std::make_unique<Store>(env);
@@ -58,6 +59,11 @@ Status Node::Start(std::function<void(Status)> ready, std::function<void(Status)
   api_options.promote = [this](NodeApiOptions::Reply reply) { Promote(std::move(reply)); };
   api_options.handoff = [this](const std::string& node_id, NodeApiOptions::Reply reply) {
     Handoff(node_id, std::move(reply));
+  };
+  api_options.metrics = &metrics_;
+  api_options.lag_seconds = [this] {
+    int64_t t = LastPrimaryTimestampMs();
+    return t > 0 ? double(WallClockMs() - t) / 1000.0 : 0.0;
   };
   api_ = std::make_unique<NodeApi>(loop_, *store_, api_options);
   LITEFS_RETURN_IF_ERROR(api_->Listen(config_.http_addr).Context("http.addr"));
@@ -135,10 +141,8 @@ void Node::BecomeRole(std::function<void(Status)> ready) {
     replica_->Start();
     log::Info("this node is a replica", {{"primary", config_.lease.advertise_url}});
   }
-  lag_file_ = std::make_unique<LagFile>(loop_, config_.dir + "/.lag", [this]() -> int64_t {
-    if (store_->is_primary()) return 0;
-    return replica_ ? replica_->last_primary_timestamp_ms() : -1;
-  });
+  lag_file_ = std::make_unique<LagFile>(loop_, config_.dir + "/.lag",
+                                        [this] { return LastPrimaryTimestampMs(); });
   lag_file_->Start();
   commits_ = std::make_unique<CommitServer>(loop_, *store_);
   std::string socket = config_.dir + "/" + wire::kSocketName;
@@ -184,6 +188,11 @@ Status Node::StartProxy() {
   log::Info("proxy listening", {{"addr", pc.addr}, {"port", std::to_string(proxy_->port())},
                                 {"target", pc.target}, {"advertise_url", pc.advertise_url}});
   return Status();
+}
+
+int64_t Node::LastPrimaryTimestampMs() const {
+  if (store_->is_primary()) return 0;
+  return replica_ ? replica_->last_primary_timestamp_ms() : -1;
 }
 
 void Node::Stop(std::function<void()> done) {

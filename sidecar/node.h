@@ -22,6 +22,7 @@
 #include "sidecar/etcd_client.h"
 #include "sidecar/etcd_lease.h"
 #include "sidecar/lag_file.h"
+#include "sidecar/metrics.h"
 #include "sidecar/fsutil.h"
 #include "sidecar/node_api.h"
 #include "sidecar/replica_client.h"
@@ -67,10 +68,13 @@ class Node {
   void Handoff(const std::string& node_id, NodeApiOptions::Reply reply);
   bool CaughtUp(const EtcdLease::Positions& positions);
   void FinishStop(std::function<void()> done);
+  // LiteFS's "last primary timestamp" (§2.8): 0 on the primary, -1 unknown.
+  int64_t LastPrimaryTimestampMs() const;
 
   uv_loop_t* loop_;
   Config config_;
   uint64_t node_id_ = 0;
+  NodeMetrics metrics_;
   std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<http::CurlLoop> curl_;

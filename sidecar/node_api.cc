@@ -8,8 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "sidecar/file_pump.h"
+#include "sidecar/import.h"
 #include "sidecar/log.h"
 #include "sidecar/stream_protocol.h"
+#include "sidecar/upload_file.h"
 
 namespace litefs {
 namespace {
@@ -23,7 +25,7 @@ void PlainError(http::Exchange& ex, int status, const std::string& message) {
 }  // namespace
 
 NodeApi::NodeApi(uv_loop_t* loop, Store& store, NodeApiOptions options)
-    : loop_(loop), store_(store), options_(std::move(options)) {
+    : loop_(loop), store_(store), options_(std::move(options)), events_(store) {
   http::ServerOptions opts;
   opts.add_headers = [this](std::vector<http::Header>& headers) {
     headers.push_back({"Litefs-Id", FormatNodeId(store_.node_id())});
@@ -35,6 +37,7 @@ NodeApi::NodeApi(uv_loop_t* loop, Store& store, NodeApiOptions options)
   };
   server_ = std::make_unique<http::Server>(
       loop_, std::move(opts), [this](std::shared_ptr<http::Exchange> ex) { Handle(std::move(ex)); });
+  RemoveLeftoverUploads(store_.env().data_dir);
 }
 
 NodeApi::~NodeApi() = default;
@@ -43,6 +46,7 @@ Status NodeApi::Listen(std::string_view addr) { return server_->Listen(addr); }
 
 void NodeApi::Close(std::function<void()> done) {
   EndStreams();
+  events_.Close();
   server_->Close(std::move(done));
 }
 
@@ -73,6 +77,15 @@ void NodeApi::Handle(std::shared_ptr<http::Exchange> ex) {
     if (req.method != "POST") return PlainError(*ex, 405, "method not allowed");
     return HandleLeaseChange(std::move(ex));
   }
+  if (path == "/import") {
+    if (req.method != "POST") return PlainError(*ex, 405, "method not allowed");
+    return HandleImport(std::move(ex));
+  }
+  if (path == "/events") {
+    if (req.method != "GET") return PlainError(*ex, 405, "method not allowed");
+    return events_.Handle(std::move(ex));
+  }
+  if (path == "/metrics") return HandleMetrics(*ex);  // any method, as LiteFS
   PlainError(*ex, 404, "404 page not found");
 }
 
@@ -156,6 +169,62 @@ void NodeApi::HandleExport(std::shared_ptr<http::Exchange> ex) {
     FilePump* p = *pump;
     ex->OnClose([p] { p->Cancel(); });
   });
+}
+
+void NodeApi::HandleMetrics(http::Exchange& ex) {
+  NodeGauges gauges;
+  gauges.stream_count = streams_.size();
+  gauges.event_subscribers = events_.subscriber_count();
+  gauges.lag_seconds = options_.lag_seconds ? options_.lag_seconds() : 0;
+  ex.Respond(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}},
+             RenderMetrics(store_, options_.metrics, gauges));
+}
+
+// POST /import?name=DB: the body (a plain SQLite file) goes to a temporary
+// file first, checked as it arrives; only a valid file reaches the database.
+void NodeApi::HandleImport(std::shared_ptr<http::Exchange> ex) {
+  std::optional<std::string> name = ex->request().QueryParam("name");
+  if (!name || name->empty()) return PlainError(*ex, 400, "name required");
+  Status valid = ValidateDbName(*name);
+  if (!valid.ok()) return PlainError(*ex, 400, valid.message());
+  if (!store_.is_primary()) {
+    std::string primary = store_.primary() ? store_.primary()->hostname + " (" +
+                                                 store_.primary()->advertise_url + ")"
+                                           : "unknown";
+    return PlainError(*ex, 503, "lease expired: this node is a replica; import on the primary, " +
+                                    primary);
+  }
+  std::string tmp = store_.env().data_dir + "/" + kUploadPrefix + std::to_string(getpid()) + "-" +
+                    std::to_string(++next_import_) + kUploadSuffix;
+  std::string db_name = *name;
+  UploadToFile(
+      loop_, ex, tmp, UploadLimits{},
+      [](std::span<const uint8_t> head) { return ValidateImportHeader(head); },
+      [this, ex, tmp, db_name](Result<uint64_t> size) {
+        auto fail = [ex, tmp](int status, const std::string& message) {
+          unlink(tmp.c_str());
+          log::Warn("import refused", {{"error", message}});
+          PlainError(*ex, status, message);
+        };
+        if (!size.ok()) return fail(400, size.message());
+        // Checked in full before the database is created or touched.
+        Result<ImportFile> file = ValidateImportFile(tmp);
+        if (!file.ok()) return fail(400, file.message());
+        if (!store_.is_primary()) return fail(503, "lease expired");
+        Result<Database*> db = store_.GetOrCreate(db_name);
+        if (!db.ok()) return fail(400, db.message());
+        Database* d = *db;
+        d->WhenSettled([d, ex, tmp, fail] {
+          d->Import(tmp, [ex, tmp, fail](Result<ltx::Pos> pos) {
+            if (!pos.ok()) {
+              bool busy = pos.message().rfind("database busy", 0) == 0;
+              return fail(busy ? 503 : 500, pos.message());
+            }
+            unlink(tmp.c_str());
+            ex->Respond(200, {}, "");
+          });
+        });
+      });
 }
 
 void NodeApi::HandleStream(std::shared_ptr<http::Exchange> ex) {

@@ -14,6 +14,7 @@
 
 #include "ltx/pos.h"
 #include "sidecar/log.h"
+#include "sidecar/sqlite_locks.h"
 
 namespace litefs {
 namespace {
@@ -184,8 +185,8 @@ void ReplicaClient::ApplyReceivedFile() {
   Database* db = store_.Find(receiving_db_);
   applying_ = true;
   uint64_t transfer = transfer_;
-  db->ApplyReceived(receiving_path_, [this, alive = std::weak_ptr<bool>(alive_), db, transfer](Status st) {
-    if (alive.expired() || !*alive.lock()) return;
+  db->ApplyReceived(receiving_path_, [this, alive = alive_, db, transfer](Status st) {
+    if (!*alive) return;  // the client was destroyed during the apply
     applying_ = false;
     if (transfer != transfer_ || stopped_) {  // that stream is gone
       if (connect_when_idle_) {
@@ -195,6 +196,7 @@ void ReplicaClient::ApplyReceivedFile() {
       return;
     }
     if (!st.ok()) {
+      if (sqlite::IsLockTimeout(st)) min_next_delay_ms_ = options_.reader_grace.count();
       Fail("cannot apply LTX for " + db->name() + ": " + st.message());
       return;
     }
@@ -257,6 +259,8 @@ void ReplicaClient::ScheduleReconnect(const std::string& why) {
   uint32_t r = 0;
   if (getrandom(&r, sizeof r, 0) != sizeof r) r = 0;
   delay = delay * 3 / 4 + int64_t(r % uint32_t(delay / 2 + 1));
+  delay = std::max(delay, min_next_delay_ms_);
+  min_next_delay_ms_ = 0;
   failures_++;
   log::Warn("replication stream stopped; reconnecting",
             {{"reason", why}, {"in_ms", std::to_string(delay)}});

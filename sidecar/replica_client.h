@@ -30,6 +30,9 @@ struct ReplicaOptions {
   // A stream with no byte for this long is dead (the primary sends a
   // heartbeat every second when idle).
   std::chrono::milliseconds read_timeout{10000};
+  // After an apply gave up waiting for readers (rollback mode, see
+  // docs/architecture.md), the pause before it is tried again.
+  std::chrono::milliseconds reader_grace{1000};
 };
 
 class ReplicaClient {
@@ -85,8 +88,11 @@ class ReplicaClient {
   bool applying_ = false;        // an apply runs; the transfer is paused
   bool connect_when_idle_ = false;
   std::string pending_;          // bytes received after the frame being applied
-  // An apply finishing after this client was destroyed (a role change
-  // replaced it) must not touch it.
+  // The next reconnect waits at least this long (ms): set when an apply
+  // gave up on readers, so that new readers it held out get in first.
+  int64_t min_next_delay_ms_ = 0;
+  // Shared with apply completions, which can outlive the client (a node
+  // stopping, or a role change replacing it, during an apply).
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

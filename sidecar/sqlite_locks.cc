@@ -48,6 +48,9 @@ Result<bool> IsLocked(int fd, short type, off_t start, off_t len) {
   return fl.l_type != F_UNLCK;
 }
 
+// How every lock timeout's message starts (IsLockTimeout looks for it).
+constexpr char kTimedOut[] = "timed out after ";
+
 Status LockWithin(int fd, short type, off_t start, off_t len, std::chrono::milliseconds timeout,
                   const std::string& what) {
   using Clock = std::chrono::steady_clock;
@@ -60,13 +63,17 @@ Status LockWithin(int fd, short type, off_t start, off_t len, std::chrono::milli
     if (!got.ok()) return got.status();
     if (*got) return Status();
     if (Clock::now() >= deadline) {
-      return Status::Error("timed out after " + std::to_string(timeout.count()) +
+      return Status::Error(kTimedOut + std::to_string(timeout.count()) +
                            " ms waiting for " + what);
     }
     int us = kDelaysUs[attempt < std::size(kDelaysUs) ? attempt : std::size(kDelaysUs) - 1];
     attempt++;
     std::this_thread::sleep_for(std::chrono::microseconds(us));
   }
+}
+
+bool IsLockTimeout(const Status& st) {
+  return !st.ok() && st.message().find(kTimedOut) != std::string::npos;
 }
 
 Result<ExclusiveLock> ExclusiveLock::Acquire(int fd, std::chrono::milliseconds timeout,
@@ -105,7 +112,7 @@ Result<SharedLock> SharedLock::Acquire(int fd, std::chrono::milliseconds timeout
       if (*got) return SharedLock(fd);
     }
     if (Clock::now() >= deadline) {
-      return Status::Error("timed out after " + std::to_string(timeout.count()) +
+      return Status::Error(kTimedOut + std::to_string(timeout.count()) +
                            " ms waiting for a read lock on " + what);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

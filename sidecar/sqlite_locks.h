@@ -34,6 +34,9 @@ Result<bool> IsLocked(int fd, short type, off_t start, off_t len);
 // Polls TryLock until granted or `timeout` passes; the error names `what`.
 Status LockWithin(int fd, short type, off_t start, off_t len, std::chrono::milliseconds timeout,
                   const std::string& what);
+// True if `st` is LockWithin's timeout: the lock was not granted in time
+// (someone else held it), and the caller changed nothing.
+bool IsLockTimeout(const Status& st);
 
 // The EXCLUSIVE lock of a rollback-mode database: RESERVED, then PENDING
 // (which stops new readers), then the SHARED range exclusively once current

@@ -82,20 +82,49 @@ std::vector<Database*> Store::All() {
 
 void Store::BecomePrimary(std::optional<std::chrono::steady_clock::time_point> commit_deadline) {
   commit_deadline_ = commit_deadline;
+  bool was_primary = is_primary_;
+  std::optional<PrimaryInfo> was = std::move(primary_);
   is_primary_ = true;
   primary_.reset();
   WritePrimaryFile();
-  RoleChanged();
+  RoleChanged(was_primary, was);
 }
 
 void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
+  bool was_primary = is_primary_;
+  std::optional<PrimaryInfo> was = std::move(primary_);
   is_primary_ = false;
   commit_deadline_.reset();
-  bool same_host = primary_ && primary && primary_->hostname == primary->hostname;
   primary_ = std::move(primary);
+  bool same_host = !was_primary && was && primary_ && was->hostname == primary_->hostname;
   if (!same_host) WritePrimaryFile();
-  RoleChanged();
+  RoleChanged(was_primary, was);
 }
+
+void Store::RoleChanged(bool was_primary, const std::optional<PrimaryInfo>& was) {
+  auto same = [](const PrimaryInfo& a, const PrimaryInfo& b) {
+    return a.hostname == b.hostname && a.advertise_url == b.advertise_url && a.proxy_url == b.proxy_url &&
+           a.node_id == b.node_id && a.synced == b.synced;
+  };
+  if (was_primary == is_primary_ && was.has_value() == primary_.has_value() &&
+      (!was || same(*was, *primary_))) {
+    return;
+  }
+  std::vector<uint64_t> ids;
+  for (auto& [id, fn] : role_subscribers_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = role_subscribers_.find(id);
+    if (it != role_subscribers_.end()) it->second();
+  }
+}
+
+uint64_t Store::SubscribeRole(std::function<void()> fn) {
+  uint64_t id = next_subscriber_++;
+  role_subscribers_.emplace(id, std::move(fn));
+  return id;
+}
+
+void Store::UnsubscribeRole(uint64_t id) { role_subscribers_.erase(id); }
 
 void Store::WritePrimaryFile() {
   std::string path = env_.dir + "/.primary";
@@ -131,23 +160,6 @@ uint64_t Store::Subscribe(std::function<void(Database&)> fn) {
 }
 
 void Store::Unsubscribe(uint64_t id) { subscribers_.erase(id); }
-
-uint64_t Store::SubscribeRole(std::function<void()> fn) {
-  uint64_t id = next_subscriber_++;
-  role_subscribers_.emplace(id, std::move(fn));
-  return id;
-}
-
-void Store::UnsubscribeRole(uint64_t id) { role_subscribers_.erase(id); }
-
-void Store::RoleChanged() {
-  std::vector<uint64_t> ids;
-  for (auto& [id, fn] : role_subscribers_) ids.push_back(id);
-  for (uint64_t id : ids) {
-    auto it = role_subscribers_.find(id);
-    if (it != role_subscribers_.end()) it->second();
-  }
-}
 
 void Store::Changed(Database& db) {
   // A subscriber may unsubscribe (or subscribe) while being notified.

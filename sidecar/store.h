@@ -80,7 +80,9 @@ class Store {
   // Position changes of any database.
   uint64_t Subscribe(std::function<void(Database&)> fn);
   void Unsubscribe(uint64_t id);
-  // Role changes: primary taken or lost, primary known or lost, READY.
+  // Role changes: this node became or stopped being the primary, or what a
+  // replica knows of its primary changed (connected, disconnected, READY,
+  // its proxy URL). Runs after the change, only when something differs.
   uint64_t SubscribeRole(std::function<void()> fn);
   void UnsubscribeRole(uint64_t id);
 
@@ -88,7 +90,7 @@ class Store {
   Database* Create(const std::string& name);
   void Changed(Database& db);
   void WritePrimaryFile();
-  void RoleChanged();
+  void RoleChanged(bool was_primary, const std::optional<PrimaryInfo>& was);
 
   DatabaseEnv env_;
   std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
