@@ -9,7 +9,10 @@
 
 #include "sidecar/file_pump.h"
 #include "sidecar/import.h"
+#include "sidecar/clock.h"
+#include "sidecar/events_api.h"
 #include "sidecar/log.h"
+#include "sidecar/status_page.h"
 #include "sidecar/stream_protocol.h"
 #include "sidecar/upload_file.h"
 
@@ -61,6 +64,10 @@ void NodeApi::EndStreams() {
 void NodeApi::Handle(std::shared_ptr<http::Exchange> ex) {
   const http::Request& req = ex->request();
   std::string_view path = req.path();
+  if (path == "/") {
+    if (req.method != "GET" && req.method != "HEAD") return PlainError(*ex, 405, "method not allowed");
+    return HandleStatusPage(*ex);
+  }
   if (path == "/info") {
     if (req.method != "GET") return PlainError(*ex, 405, "method not allowed");
     return HandleInfo(*ex);
@@ -128,7 +135,20 @@ void NodeApi::HandleInfo(http::Exchange& ex) {
                        {"checksum", ltx::FormatChecksum(pos.checksum)}};
   }
   j["dbs"] = std::move(dbs);
+  // Ours, for the status page: lag as .lag shows it, and the replicas served.
+  double lag = store_.is_primary() || !options_.lag_seconds ? 0.0 : options_.lag_seconds();
+  j["lagMs"] = int64_t(lag * 1000.0 + 0.5);
+  nlohmann::ordered_json replicas = nlohmann::ordered_json::array();
+  for (const auto& [session, peer] : stream_peers_) {
+    replicas.push_back({{"nodeID", peer.node_id}, {"address", peer.address}, {"since", peer.since}});
+  }
+  j["replicas"] = std::move(replicas);
   ex.Respond(200, {{"Content-Type", "application/json"}}, j.dump(2) + "\n");
+}
+
+void NodeApi::HandleStatusPage(http::Exchange& ex) {
+  ex.Respond(200, {{"Content-Type", "text/html; charset=utf-8"}, {"Cache-Control", "no-store"}},
+             std::string(StatusPageHtml()));
 }
 
 void NodeApi::HandleExport(std::shared_ptr<http::Exchange> ex) {
@@ -246,10 +266,14 @@ void NodeApi::HandleStream(std::shared_ptr<http::Exchange> ex) {
     if (!store_.is_primary()) return PlainError(*ex, 503, "lease expired");
     log::Info("replica connected", {{"peer", ex->request().peer}});
     auto session = std::make_unique<StreamSession>(
-        loop_, store_, ex, std::move(positions).value(),
-        [this](StreamSession* s) { streams_.erase(s); });
+        loop_, store_, ex, std::move(positions).value(), [this](StreamSession* s) {
+          stream_peers_.erase(s);
+          streams_.erase(s);
+        });
     StreamSession* s = session.get();
     streams_[s] = std::move(session);
+    const std::string* caller_id = ex->request().Header("Litefs-Id");
+    stream_peers_[s] = ReplicaPeer{caller_id ? *caller_id : "", ex->request().peer, FormatRfc3339Ms(WallClockMs())};
     s->Start();
   });
   if (!st.ok()) PlainError(*raw, 400, st.message());

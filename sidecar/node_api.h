@@ -54,6 +54,7 @@ class NodeApi {
  private:
   void Handle(std::shared_ptr<http::Exchange> ex);
   void HandleInfo(http::Exchange& ex);
+  void HandleStatusPage(http::Exchange& ex);
   void HandleStream(std::shared_ptr<http::Exchange> ex);
   void HandleExport(std::shared_ptr<http::Exchange> ex);
   void HandleLeaseChange(std::shared_ptr<http::Exchange> ex);
@@ -65,6 +66,13 @@ class NodeApi {
   NodeApiOptions options_;
   std::unique_ptr<http::Server> server_;
   std::map<StreamSession*, std::unique_ptr<StreamSession>> streams_;
+  // Who each stream serves, for /info and the status page.
+  struct ReplicaPeer {
+    std::string node_id;  // the replica's Litefs-Id
+    std::string address;
+    std::string since;    // RFC 3339, UTC
+  };
+  std::map<StreamSession*, ReplicaPeer> stream_peers_;
   EventsApi events_;
   uint64_t next_import_ = 0;
 };
