@@ -47,7 +47,16 @@ long Request(const std::string& method, const std::string& url, std::string* bod
 }  // namespace
 
 int PromoteMain(const std::vector<std::string>& args) {
-  const char* usage = "usage: litefs promote [-url URL] [-timeout DURATION]\n";
+  const char* usage =
+      "usage: litefs promote [-url URL] [-timeout DURATION]\n"
+      "\n"
+      "Asks a candidate node (etcd lease) to take the lease from the current primary\n"
+      "(POST /promote). The primary stops taking writes, the candidate catches up with\n"
+      "its last commits and takes over; nothing acknowledged is lost. Waits until the\n"
+      "node reports itself primary.\n"
+      "\n"
+      "  -url URL            the candidate's node API (default http://localhost:20202)\n"
+      "  -timeout DURATION   how long to wait (default 10s)\n";
   std::string url = "http://localhost:20202";
   std::chrono::milliseconds timeout(10000);
   for (size_t i = 0; i < args.size(); i++) {
@@ -58,6 +67,9 @@ int PromoteMain(const std::vector<std::string>& args) {
     } else if (a.rfind("-url=", 0) == 0 || a.rfind("-timeout=", 0) == 0) {
       value = a.substr(a.find('=') + 1);
       a = a.substr(0, a.find('='));
+    } else if (a == "-h" || a == "-help") {
+      fprintf(stdout, "%s", usage);
+      return 0;
     } else {
       fprintf(stderr, "%s", usage);
       return 2;

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <map>
 
+#include "sidecar/config_keys.h"
 #include "sidecar/env_expand.h"
 
 namespace litefs {
@@ -47,12 +48,18 @@ struct Section {
 
 class Decoder {
  public:
-  explicit Decoder(std::string source) : source_(std::move(source)) {}
+  Decoder(std::string source, std::vector<std::string>* warnings)
+      : source_(std::move(source)), warnings_(warnings) {}
 
-  // Checks `node` is a map (null counts as empty) whose keys are all in `known`;
-  // `path` is the dotted path of the map itself ("" for the root).
-  Status ReadSection(const YAML::Node& node, const std::string& path,
-                     std::initializer_list<std::string_view> known, Section* out) {
+  // Checks `node` is a map (null counts as empty) whose keys are all known
+  // (config_keys.h) under `table_path` (the section's name in the key table:
+  // "lease", "exec[]"; default `path`); `path` is the dotted path of the map
+  // itself for messages ("" for the root, "exec[2]"). Keys LiteFS has and we
+  // ignore become warnings and are left out of `out`.
+  Status ReadSection(const YAML::Node& node, const std::string& path, Section* out,
+                     std::optional<std::string> table_path = std::nullopt) {
+    const std::string table = table_path ? *table_path : path;
+    const std::vector<std::string_view> known = ConfigKeysUnder(table);
     if (!node.IsDefined() || node.IsNull()) return Status();
     if (!node.IsMap()) {
       if (path.empty()) {
@@ -79,6 +86,11 @@ class Decoder {
       if (out->entries.count(name) != 0) {
         return Status::Error("duplicate config key " + Quote(full) + " " +
                              Where(source_, key.Mark()));
+      }
+      const ConfigKey* entry = FindConfigKey(table.empty() ? name : table + "." + name);
+      if (entry != nullptr && !entry->ignored_why.empty()) {
+        warnings_->push_back(full + " is ignored: " + std::string(entry->ignored_why));
+        continue;
       }
       out->entries.emplace(name, Section::Entry{key, it->second});
     }
@@ -168,6 +180,7 @@ class Decoder {
   }
 
   std::string source_;
+  std::vector<std::string>* warnings_;
 };
 
 // Makes `p` absolute against the working directory and lexically normal,
@@ -192,12 +205,7 @@ struct Raw {
 
 Status DecodeProxy(Decoder& d, const YAML::Node& node, Config* cfg) {
   Section s;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(
-      node, "proxy",
-      {"addr", "target", "db", "advertise-url", "mode", "max-lag", "debug", "passthrough", "always-forward",
-       "primary-redirect-timeout", "read-timeout", "read-header-timeout", "write-timeout", "idle-timeout",
-       "txid-timeout", "cookie-expiry", "target-retry-timeout", "max-connections"},
-      &s));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(node, "proxy", &s));
   Config::Proxy& p = cfg->proxy;
   LITEFS_RETURN_IF_ERROR(d.String(s, "addr", "proxy.addr", &p.addr));
   LITEFS_RETURN_IF_ERROR(d.String(s, "target", "proxy.target", &p.target));
@@ -253,7 +261,7 @@ Status DecodeExec(Decoder& d, const YAML::Node& node, Config* cfg) {
       continue;
     }
     Section s;
-    LITEFS_RETURN_IF_ERROR(d.ReadSection(item, where, {"cmd", "if-candidate"}, &s));
+    LITEFS_RETURN_IF_ERROR(d.ReadSection(item, where, &s, "exec[]"));
     Config::ExecCommand c;
     LITEFS_RETURN_IF_ERROR(d.String(s, "cmd", where + ".cmd", &c.cmd));
     LITEFS_RETURN_IF_ERROR(d.Bool(s, "if-candidate", where + ".if-candidate", &c.if_candidate));
@@ -265,18 +273,14 @@ Status DecodeExec(Decoder& d, const YAML::Node& node, Config* cfg) {
 
 Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   Section top;
-  LITEFS_RETURN_IF_ERROR(
-      d.ReadSection(root, "", {"dir", "data", "fuse", "http", "lease", "log", "proxy", "exec", "skip-sync"},
-                    &top));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(root, "", &top));
   LITEFS_RETURN_IF_ERROR(d.Bool(top, "skip-sync", "skip-sync", &cfg->skip_sync));
   LITEFS_RETURN_IF_ERROR(DecodeProxy(d, d.Sub(top, "proxy"), cfg));
   LITEFS_RETURN_IF_ERROR(DecodeExec(d, d.Sub(top, "exec"), cfg));
   LITEFS_RETURN_IF_ERROR(d.String(top, "dir", "dir", &raw->dir));
 
   Section data;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "data"), "data",
-                                       {"dir", "compress", "retention", "retention-monitor-interval"},
-                                       &data));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "data"), "data", &data));
   LITEFS_RETURN_IF_ERROR(d.String(data, "dir", "data.dir", &raw->data_dir));
   LITEFS_RETURN_IF_ERROR(d.Bool(data, "compress", "data.compress", &cfg->data_compress));
   LITEFS_RETURN_IF_ERROR(d.Dur(data, "retention", "data.retention", &cfg->data_retention));
@@ -284,27 +288,15 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
                                &cfg->data_retention_monitor_interval));
 
   Section fuse;
-  LITEFS_RETURN_IF_ERROR(
-      d.ReadSection(d.Sub(top, "fuse"), "fuse", {"dir", "allow-other", "debug"}, &fuse));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "fuse"), "fuse", &fuse));
   LITEFS_RETURN_IF_ERROR(d.String(fuse, "dir", "fuse.dir", &raw->fuse_dir));
-  for (const char* ignored : {"allow-other", "debug"}) {
-    const std::string full = std::string("fuse.") + ignored;
-    bool unused = false;
-    LITEFS_RETURN_IF_ERROR(d.Bool(fuse, ignored, full, &unused));
-    if (fuse.entries.count(ignored) != 0) {
-      cfg->warnings.push_back(full + " is ignored: litefs-vfs does not use FUSE");
-    }
-  }
 
   Section http;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "http"), "http", {"addr"}, &http));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "http"), "http", &http));
   LITEFS_RETURN_IF_ERROR(d.String(http, "addr", "http.addr", &cfg->http_addr));
 
   Section lease;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(
-      d.Sub(top, "lease"), "lease",
-      {"type", "candidate", "hostname", "advertise-url", "reconnect-delay", "promote", "etcd"},
-      &lease));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "lease"), "lease", &lease));
   LITEFS_RETURN_IF_ERROR(d.String(lease, "type", "lease.type", &cfg->lease.type));
   LITEFS_RETURN_IF_ERROR(d.Bool(lease, "candidate", "lease.candidate", &cfg->lease.candidate));
   LITEFS_RETURN_IF_ERROR(d.String(lease, "hostname", "lease.hostname", &cfg->lease.hostname));
@@ -314,8 +306,7 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
       d.Dur(lease, "reconnect-delay", "lease.reconnect-delay", &cfg->lease.reconnect_delay));
   LITEFS_RETURN_IF_ERROR(d.Bool(lease, "promote", "lease.promote", &cfg->lease.promote));
   Section etcd;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(lease, "etcd"), "lease.etcd",
-                                       {"endpoints", "key", "ttl", "lock-delay"}, &etcd));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(lease, "etcd"), "lease.etcd", &etcd));
   raw->has_etcd_section = lease.entries.count("etcd") != 0;
   Config::Lease::Etcd& e = cfg->lease.etcd;
   LITEFS_RETURN_IF_ERROR(d.Strings(etcd, "endpoints", "lease.etcd.endpoints", &e.endpoints));
@@ -324,7 +315,7 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   LITEFS_RETURN_IF_ERROR(d.Dur(etcd, "lock-delay", "lease.etcd.lock-delay", &e.lock_delay));
 
   Section log;
-  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", {"format", "debug", "file"}, &log));
+  LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", &log));
   LITEFS_RETURN_IF_ERROR(d.String(log, "file", "log.file", &cfg->log.file));
   LITEFS_RETURN_IF_ERROR(d.String(log, "format", "log.format", &cfg->log.format));
   LITEFS_RETURN_IF_ERROR(d.Bool(log, "debug", "log.debug", &cfg->log.debug));
@@ -481,7 +472,7 @@ Result<Config> Parse(std::string_view text, bool expand_env, const std::string& 
   const std::string what = source.empty() ? "parse config" : "parse " + source;
   try {
     YAML::Node root = YAML::Load(expanded);
-    Decoder decoder(source);
+    Decoder decoder(source, &cfg.warnings);
     LITEFS_RETURN_IF_ERROR(Decode(decoder, root, &cfg, &raw));
   } catch (const YAML::Exception& e) {
     // e.what() already reads "yaml-cpp: error at line L, column C: ...".

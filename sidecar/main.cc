@@ -62,9 +62,33 @@ void PrintUsage(FILE* out) {
           "  litefs version              print the version\n"
           "  litefs help                 show this text\n"
           "\n"
+          "Run litefs <command> --help for a command's flags.\n"
+          "\n"
           "Without -config, litefs reads the first of ./litefs.yml, $HOME/litefs.yml,\n"
           "/etc/litefs.yml. Apps run with LD_PRELOAD=<libdir>/liblitefs.so and LITEFS_DIR\n"
           "set to the config's dir.\n");
+}
+
+void PrintRunUsage(FILE* out) {
+  fprintf(out,
+          "usage: litefs run [-config PATH] [-no-expand-env] [-- CMD ARGS...]\n"
+          "       litefs mount ...   (LiteFS's name, same command)\n"
+          "\n"
+          "Runs this node: recovers its databases, takes its role (static lease: the\n"
+          "candidate is the primary; etcd lease: candidates elect one), replicates,\n"
+          "serves commits from apps running with liblitefs.so, the node API and, with\n"
+          "proxy.target set, the HTTP proxy. Stops cleanly on SIGINT/SIGTERM; SIGHUP\n"
+          "reopens log.file.\n"
+          "\n"
+          "  -config PATH      the config file (default: the first of ./litefs.yml,\n"
+          "                    $HOME/litefs.yml, /etc/litefs.yml)\n"
+          "  -no-expand-env    do not replace ${VAR} in the config file\n"
+          "  -- CMD ARGS...    the app: started once this node is primary or caught up,\n"
+          "                    with LD_PRELOAD=liblitefs.so and LITEFS_DIR set (replaces\n"
+          "                    the config's exec). Signals are passed on to it and litefs\n"
+          "                    exits with its status.\n"
+          "\n"
+          "Every config key: docs/configuration.md.\n");
 }
 
 struct RunFlags {
@@ -94,8 +118,8 @@ std::optional<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
     } else if (a == "-no-expand-env") {
       flags.no_expand_env = true;
     } else if (a == "-h" || a == "-help") {
-      PrintUsage(stdout);
-      exit(kExitUsage);
+      PrintRunUsage(stdout);
+      exit(0);
     } else {
       fprintf(stderr, "litefs run: unknown argument \"%s\"\n", args[i].c_str());
       return std::nullopt;

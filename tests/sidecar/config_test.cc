@@ -198,14 +198,14 @@ TEST_CASE("config: unknown keys are errors naming the full key and line") {
 
   CHECK(ParseError("dir: /d\nlease:\n  type: static\nproxy:\n  targte: localhost:8080\n") ==
         "unknown config key \"proxy.targte\" at line 5");
-  CHECK(ParseError("dir: /d\nlease:\n  type: static\n  consul:\n    url: http://c:8500\n") ==
-        "unknown config key \"lease.consul\" at line 4");
+  CHECK(ParseError("dir: /d\nlease:\n  type: static\n  consl:\n    url: http://c:8500\n") ==
+        "unknown config key \"lease.consl\" at line 4");
   CHECK(ParseError("dir: /d\ndata:\n  retension: 10m\nlease:\n  type: static\n") ==
         "unknown config key \"data.retension\" at line 3");
   CHECK(ParseError("dir: /d\nexce: app\nlease:\n  type: static\n") ==
         "unknown config key \"exce\" at line 2");
-  CHECK(ParseError("dir: /d\nlog:\n  timestamp: true\nlease:\n  type: static\n") ==
-        "unknown config key \"log.timestamp\" at line 3");
+  CHECK(ParseError("dir: /d\nlog:\n  timestmp: true\nlease:\n  type: static\n") ==
+        "unknown config key \"log.timestmp\" at line 3");
 }
 
 TEST_CASE("config: data.retention and its monitor interval") {
