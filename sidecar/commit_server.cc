@@ -224,7 +224,7 @@ std::optional<wire::Message> CommitServer::Refusal() const {
     return litefs::Reply(wire::MsgType::kReadOnly,
                          p ? p->hostname : "unknown (no primary is reachable right now)");
   }
-  if (!store_.accepting_commits()) {
+  if (!store_.approving_writes()) {
     return litefs::Reply(wire::MsgType::kBusy,
                          "the primary could not renew its lease in time; writes are paused until it "
                          "does or another node takes over");

@@ -299,6 +299,9 @@ void Node::TakePrimaryRole(std::optional<SteadyTime> deadline) {
     Status st = store_->SetClusterId(Store::NewClusterId());
     if (!st.ok()) log::Error("cannot store a new cluster id", {{"error", st.message()}});
   }
+  // Approvals stop half a margin before the fencing deadline: transactions
+  // approved until then have that long to commit inside the window.
+  store_->set_approval_lead(FencingMargin(config_.lease.etcd.ttl) / 2);
   store_->BecomePrimary(deadline);
   if (!watcher_) {
     watcher_ = std::make_unique<DirWatcher>(loop_, *store_);

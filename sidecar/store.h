@@ -57,11 +57,21 @@ class Store {
   // may expire soon after); none = for as long as this node is primary.
   void BecomePrimary(std::optional<std::chrono::steady_clock::time_point> commit_deadline = std::nullopt);
   void SetCommitDeadline(std::chrono::steady_clock::time_point deadline) { commit_deadline_ = deadline; }
-  // Primary and, with a lease deadline, still before it. Checked on every
-  // write approval and commit, so a late timer cannot extend the window.
+  // Primary and, with a lease deadline, still before it: a transaction's
+  // Commit is recorded. Checked on every commit, so a late timer cannot
+  // extend the window.
   bool accepting_commits() const {
     return is_primary_ && (!commit_deadline_ || std::chrono::steady_clock::now() < *commit_deadline_);
   }
+  // New write transactions are approved only until `approval_lead` before
+  // the deadline, so that one approved just before it can still commit
+  // inside the window: an app whose COMMIT succeeded locally must not find
+  // its transaction refused (SQLite's commit point has passed by then).
+  bool approving_writes() const {
+    return is_primary_ &&
+           (!commit_deadline_ || std::chrono::steady_clock::now() + approval_lead_ < *commit_deadline_);
+  }
+  void set_approval_lead(std::chrono::milliseconds lead) { approval_lead_ = lead; }
   const std::optional<std::chrono::steady_clock::time_point>& commit_deadline() const {
     return commit_deadline_;
   }
@@ -96,6 +106,7 @@ class Store {
   std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
   bool is_primary_ = false;
   std::optional<std::chrono::steady_clock::time_point> commit_deadline_;
+  std::chrono::milliseconds approval_lead_{0};
   std::optional<PrimaryInfo> primary_;
   std::string cluster_id_;
   uint64_t next_subscriber_ = 1;

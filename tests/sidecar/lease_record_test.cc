@@ -2,11 +2,17 @@
 // value (LiteFS's primary record, released, handoff) and its base64 carriage.
 #include <doctest.h>
 
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "sidecar/base64.h"
 #include "sidecar/etcd_lease.h"
 #include "sidecar/lease_record.h"
+#include "sidecar/store.h"
 
 using litefs::Base64Decode;
 using litefs::Base64Encode;
@@ -103,4 +109,29 @@ TEST_CASE("fencing margin: a tenth of the TTL, at least 250 ms") {
   CHECK(litefs::FencingMargin(milliseconds(10000)) == milliseconds(1000));
   CHECK(litefs::FencingMargin(milliseconds(3000)) == milliseconds(300));
   CHECK(litefs::FencingMargin(milliseconds(2000)) == milliseconds(250));
+}
+
+TEST_CASE("fencing: write approvals stop half a margin before commits do") {
+  char dir_template[] = "/tmp/litefs-fence-XXXXXX";
+  REQUIRE(mkdtemp(dir_template) != nullptr);
+  std::string dir = dir_template;
+  litefs::DatabaseEnv env;
+  env.dir = dir;
+  env.data_dir = dir + "/.litefs";
+  litefs::Store store(env);
+  using namespace std::chrono;
+  const auto now = steady_clock::now();
+  store.set_approval_lead(milliseconds(500));
+  store.BecomePrimary(now + milliseconds(300));
+  // Inside the lead: a transaction already approved may still commit, a new
+  // one is not approved (it could not be sure to commit before the deadline).
+  CHECK(store.accepting_commits());
+  CHECK_FALSE(store.approving_writes());
+  store.SetCommitDeadline(now + seconds(10));
+  CHECK(store.approving_writes());
+  store.SetCommitDeadline(now - milliseconds(1));
+  CHECK_FALSE(store.accepting_commits());
+  store.SetPrimary(std::nullopt);
+  CHECK_FALSE(store.approving_writes());
+  std::filesystem::remove_all(dir);
 }
