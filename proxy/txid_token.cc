@@ -8,13 +8,6 @@
 namespace litefs::proxy {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool MustEscape(unsigned char c) {
   return c <= 0x20 || c >= 0x7f || c == '&' || c == '=' || c == '%' || c == '@' || c == ';' ||
          c == ',' || c == '"' || c == '\\';
@@ -48,7 +41,7 @@ std::optional<uint64_t> ParseHex16(std::string_view s) {
   if (s.size() != 16) return std::nullopt;
   uint64_t v = 0;
   for (char c : s) {
-    int d = HexValue(c);
+    int d = http::HexDigitValue(c);
     if (d < 0) return std::nullopt;
     v = (v << 4) | uint64_t(d);
   }

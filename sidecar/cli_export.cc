@@ -7,6 +7,7 @@
 
 #include <cstdio>
 
+#include "sidecar/cli_db_flags.h"
 #include "sidecar/fsutil.h"
 
 namespace litefs {
@@ -41,29 +42,9 @@ constexpr char kHelp[] =
 }  // namespace
 
 int ExportMain(const std::vector<std::string>& args) {
-  std::string name, url = "http://localhost:20202", path;
-  for (size_t i = 0; i < args.size(); i++) {
-    std::string a = args[i].rfind("--", 0) == 0 ? args[i].substr(1) : args[i];
-    if (a == "-h" || a == "-help") {
-      fputs(kHelp, stdout);
-      return 2;  // as LiteFS's flag package does for help
-    } else if ((a == "-name" || a == "-url") && i + 1 < args.size()) {
-      (a == "-name" ? name : url) = args[++i];
-    } else if (a.rfind("-name=", 0) == 0) {
-      name = a.substr(6);
-    } else if (a.rfind("-url=", 0) == 0) {
-      url = a.substr(5);
-    } else if (!a.empty() && a[0] != '-' && path.empty()) {
-      path = args[i];
-    } else {
-      fprintf(stderr, "usage: litefs export -name DB [-url URL] PATH\n");
-      return 2;
-    }
-  }
-  if (name.empty() || path.empty()) {
-    fprintf(stderr, "usage: litefs export -name DB [-url URL] PATH\n");
-    return 2;
-  }
+  DbCommandParse parsed = ParseDbCommandFlags(args, kHelp, "usage: litefs export -name DB [-url URL] PATH\n");
+  if (!parsed.flags) return parsed.exit_status;
+  const auto& [name, url, path] = *parsed.flags;
   for (const char* suffix : {"-journal", "-wal", "-shm"}) (void)fs::RemoveFile(path + suffix);
   std::string tmp = path + ".tmp";
   Result<fs::UniqueFd> fd = fs::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 
+#include "sidecar/cli_db_flags.h"
 #include "sidecar/fsutil.h"
 
 namespace litefs {
@@ -43,29 +44,9 @@ size_t CollectReply(char* data, size_t size, size_t n, void* user) {
 }  // namespace
 
 int ImportMain(const std::vector<std::string>& args) {
-  std::string name, url = "http://localhost:20202", path;
-  for (size_t i = 0; i < args.size(); i++) {
-    std::string a = args[i].rfind("--", 0) == 0 ? args[i].substr(1) : args[i];
-    if (a == "-h" || a == "-help") {
-      fputs(kHelp, stdout);
-      return 2;  // as LiteFS's flag package does for help
-    } else if ((a == "-name" || a == "-url") && i + 1 < args.size()) {
-      (a == "-name" ? name : url) = args[++i];
-    } else if (a.rfind("-name=", 0) == 0) {
-      name = a.substr(6);
-    } else if (a.rfind("-url=", 0) == 0) {
-      url = a.substr(5);
-    } else if (!a.empty() && a[0] != '-' && path.empty()) {
-      path = args[i];
-    } else {
-      fputs(kUsage, stderr);
-      return 2;
-    }
-  }
-  if (name.empty() || path.empty()) {
-    fputs(kUsage, stderr);
-    return 2;
-  }
+  DbCommandParse parsed = ParseDbCommandFlags(args, kHelp, kUsage);
+  if (!parsed.flags) return parsed.exit_status;
+  const auto& [name, url, path] = *parsed.flags;
   Result<fs::UniqueFd> fd = fs::Open(path, O_RDONLY);
   struct stat st;
   if (!fd.ok() || fstat(fd->get(), &st) != 0) {

@@ -84,6 +84,20 @@ std::vector<uint32_t> AllPages(uint32_t page_size, uint32_t count) {
   return out;
 }
 
+// Encodes pages 1..count of `source` (the lock page left out) and returns
+// their rolling checksum: the database's checksum at that position.
+Result<ltx::RollingChecksum> EncodeEveryPage(PageSource& source, uint32_t page_size, uint32_t count,
+                                             ltx::Encoder& enc) {
+  ltx::RollingChecksum sum;
+  std::vector<uint8_t> page(page_size);
+  for (uint32_t pgno : AllPages(page_size, count)) {
+    LITEFS_RETURN_IF_ERROR(source.ReadPage(pgno, page));
+    sum.Toggle(ltx::PageChecksum(pgno, page));
+    LITEFS_RETURN_IF_ERROR(enc.EncodePage(pgno, page));
+  }
+  return sum;
+}
+
 }  // namespace
 
 std::vector<uint32_t> PagesTouched(const std::vector<wire::ByteRange>& ranges, uint32_t page_size,
@@ -155,14 +169,9 @@ Result<SnapshotFile> WriteSnapshotLtx(PageSource& source, ltx::Pos pos, const st
   ltx::Header header = MakeHeader(options, page_size, count, 1, pos.txid, 0);
   Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(path, header);
   if (!file.ok()) return file.status();
-  ltx::RollingChecksum sum;
-  ltx::Encoder& enc = (*file)->encoder();
-  std::vector<uint8_t> page(page_size);
-  for (uint32_t pgno : AllPages(page_size, count)) {
-    LITEFS_RETURN_IF_ERROR(source.ReadPage(pgno, page));
-    sum.Toggle(ltx::PageChecksum(pgno, page));
-    LITEFS_RETURN_IF_ERROR(enc.EncodePage(pgno, page));
-  }
+  Result<ltx::RollingChecksum> summed = EncodeEveryPage(source, page_size, count, (*file)->encoder());
+  if (!summed.ok()) return summed.status();
+  const ltx::RollingChecksum sum = *summed;
   if (sum.value() != pos.checksum) {
     return Status::Error("snapshot: database checksum " + ltx::FormatChecksum(sum.value()) +
                          " does not match position " + ltx::FormatPos(pos) +
@@ -183,14 +192,9 @@ Result<SnapshotFile> WriteReplacementLtx(PageSource& source, ltx::Pos prev, cons
       MakeHeader(options, page_size, count, txid, txid, txid == 1 ? 0 : prev.checksum);
   Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(path, header);
   if (!file.ok()) return file.status();
-  ltx::RollingChecksum sum;
-  ltx::Encoder& enc = (*file)->encoder();
-  std::vector<uint8_t> page(page_size);
-  for (uint32_t pgno : AllPages(page_size, count)) {
-    LITEFS_RETURN_IF_ERROR(source.ReadPage(pgno, page));
-    sum.Toggle(ltx::PageChecksum(pgno, page));
-    LITEFS_RETURN_IF_ERROR(enc.EncodePage(pgno, page));
-  }
+  Result<ltx::RollingChecksum> summed = EncodeEveryPage(source, page_size, count, (*file)->encoder());
+  if (!summed.ok()) return summed.status();
+  const ltx::RollingChecksum sum = *summed;
   Result<ltx::Trailer> trailer = (*file)->Finish(sum.value(), options.sync);
   if (!trailer.ok()) return trailer.status();
   (*file)->Keep();

@@ -45,6 +45,9 @@ struct Request {
   void Clear();
 };
 
+// The value of a hex digit (either case), or -1.
+int HexDigitValue(char c);
+
 // Decodes %XX escapes (and '+' as space when plus_as_space). A malformed escape
 // ("%zz", trailing "%") is kept verbatim rather than failing.
 std::string PercentDecode(std::string_view s, bool plus_as_space);
