@@ -26,6 +26,10 @@ std::string HttpDate(std::time_t t) {
   return std::string(buf, n);
 }
 
+bool IsIdempotentRead(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS";
+}
+
 std::string ChunkFrame(std::span<const uint8_t> data) {
   char size[20];
   auto r = std::to_chars(size, size + sizeof size, data.size(), 16);
@@ -49,11 +53,11 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
     ex_->OnClose([weak] {
       if (auto me = weak.lock()) me->OnClientGone();
     });
-    Acquire();
+    if (!done_) Acquire();  // OnClose runs at once when the client already left
   }
 
  private:
-  void Acquire() {
+  void Acquire(bool fresh = false) {
     std::weak_ptr<ForwardedExchange> weak = self_;
     acquiring_ = true;
     dial_id_ = proxy_.pool().Acquire(plan_.target, [weak](Result<UpstreamConnection*> conn, bool reused) {
@@ -64,7 +68,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
       }
       me->acquiring_ = false;
       me->OnAcquired(std::move(conn), reused);
-    });
+    }, fresh);
   }
 
   void OnAcquired(Result<UpstreamConnection*> conn, bool reused) {
@@ -80,8 +84,9 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
     ForwardedRequest fwd = BuildUpstreamRequest(req, req.upgrade, plan_.request_headers, head);
     chunked_ = fwd.chunked_body;
     conn_->Begin(std::move(head), req.method == "HEAD", this);
-    if (!fwd.has_body || body_started_) {
-      if (!fwd.has_body) conn_->EndBody();
+    if (conn_ == nullptr || done_) return;  // failed at once (OnEnd ran)
+    if (!fwd.has_body) {
+      conn_->EndBody();
       return;
     }
     body_started_ = true;
@@ -105,7 +110,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
       auto me = weak.lock();
       if (me && me->conn_ && me->conn_->queued_bytes() < kLowWater) me->ex_->ResumeBody();
     });
-    if (conn_->queued_bytes() > kHighWater) ex_->PauseBody();
+    if (conn_ != nullptr && conn_->queued_bytes() > kHighWater) ex_->PauseBody();
   }
 
   void OnRequestEnd(Status status) {
@@ -124,7 +129,10 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
     if (done_) return;
     std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     head_sent_ = true;
-    if (head.status == 101) return StartTunnel(head);
+    if (head.status == 101) {
+      if (!ex_->request().upgrade) return Fail("the target switched protocols without being asked");
+      return StartTunnel(head);
+    }
     StripHopByHop(head.headers, false);
     if (plan_.issue_token) AddToken(head.headers);
     if (plan_.stale_token) head.headers.push_back({"Litefs-Txid-Stale", "1"});
@@ -152,12 +160,15 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
     if (done_) return;
     std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     if (!status.ok()) {
-      if (!head_sent_ && reused_ && conn_ && !conn_->response_started() && !body_started_ && retries_ == 0) {
-        // A kept-alive connection the target had closed: try a fresh one.
+      if (!head_sent_ && reused_ && conn_ && !conn_->response_started() && !body_started_ && retries_ == 0 &&
+          IsIdempotentRead(ex_->request().method)) {
+        // A kept-alive connection the target had closed meanwhile: the request
+        // cannot have run (no byte came back), and it is safe to repeat; try
+        // once more on a new connection.
         ++retries_;
         conn_->Close();
         conn_ = nullptr;
-        Acquire();
+        Acquire(/*fresh=*/true);
         return;
       }
       return Fail(status.message());
@@ -197,17 +208,14 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
     uv_tcp_t* target = conn->TakeTunnel(&target_early);
     if (target == nullptr) return Fail("cannot take over the target connection");
     ReverseProxy* proxy = &proxy_;
-    auto hold = self_;
-    ex_->SwitchProtocols(std::move(head.headers), [proxy, target, target_early = std::move(target_early),
-                                                   hold](Result<http::Exchange::TakenStream> client) mutable {
-      if (!client.ok()) {
+    ex_->SwitchProtocols(std::move(head.headers), [proxy, target, target_early = std::move(target_early)](
+                                                      Result<http::Exchange::TakenStream> client) mutable {
+      if (!client.ok()) {  // the client left before the 101 was written
         uv_close(reinterpret_cast<uv_handle_t*>(target),
                  [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
         return;
       }
-      ++proxy->mutable_stats().tunnels;
-      proxy::StartTunnel(proxy->loop(), client->tcp, std::move(client->early_bytes), target,
-                         std::move(target_early), nullptr);
+      proxy->AddTunnel(client->tcp, std::move(client->early_bytes), target, std::move(target_early));
     });
     Finish();
   }

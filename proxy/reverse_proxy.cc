@@ -50,12 +50,33 @@ Status ReverseProxy::Listen(std::string_view addr) { return server_->Listen(addr
 void ReverseProxy::Close(std::function<void()> done) {
   closing_ = true;
   while (!waiters_.empty()) FinishWaiter(waiters_.begin()->first, WaitResult::kGone);
-  auto remaining = std::make_shared<int>(2);
+  // Done once the server, the pool and every tunnel have let go of their handles.
+  auto remaining = std::make_shared<size_t>(2 + tunnels_.size());
   auto finish = [remaining, done = std::move(done)] {
     if (--*remaining == 0 && done) done();
   };
+  tunnel_closed_ = finish;
+  std::vector<Tunnel*> tunnels(tunnels_.begin(), tunnels_.end());
+  for (Tunnel* t : tunnels) CloseTunnel(t);
   server_->Close(finish);
   pool_.Close(finish);
+}
+
+void ReverseProxy::AddTunnel(uv_tcp_t* client, std::string client_early, uv_tcp_t* target,
+                             std::string target_early) {
+  if (closing_) {  // cannot happen (Close ends every takeover first), but never leak
+    for (uv_tcp_t* h : {client, target}) {
+      uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_tcp_t*>(x); });
+    }
+    return;
+  }
+  ++stats_.tunnels;
+  auto tunnel = std::make_shared<Tunnel*>(nullptr);
+  *tunnel = StartTunnel(client, std::move(client_early), target, std::move(target_early), [this, tunnel] {
+    tunnels_.erase(*tunnel);
+    if (closing_ && tunnel_closed_) tunnel_closed_();
+  });
+  tunnels_.insert(*tunnel);
 }
 
 void ReverseProxy::Debug(const http::Request& request, std::string_view decision) {

@@ -32,6 +32,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,7 @@
 #include "ltx/status.h"
 #include "proxy/http/server.h"
 #include "proxy/proxy_backend.h"
+#include "proxy/tunnel.h"
 #include "proxy/txid_token.h"
 #include "proxy/upstream_pool.h"
 
@@ -93,6 +95,8 @@ class ReverseProxy {
   ProxyBackend& backend() { return backend_; }
   const ProxyOptions& options() const { return options_; }
   ProxyStats& mutable_stats() { return stats_; }
+  // Takes over an upgraded connection pair; Close() ends it.
+  void AddTunnel(uv_tcp_t* client, std::string client_early, uv_tcp_t* target, std::string target_early);
 
  private:
   struct Waiter;
@@ -122,6 +126,8 @@ class ReverseProxy {
   std::unique_ptr<http::Server> server_;
   UpstreamPool pool_;
   std::map<uint64_t, Waiter> waiters_;
+  std::set<Tunnel*> tunnels_;
+  std::function<void()> tunnel_closed_;  // while closing: one tunnel finished
   uint64_t next_waiter_ = 1;
   ProxyStats stats_;
   bool closing_ = false;

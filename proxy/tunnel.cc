@@ -10,19 +10,24 @@ namespace {
 constexpr size_t kReadSize = 64 * 1024;
 constexpr size_t kMaxQueued = 256 * 1024;
 
+constexpr unsigned kKeepaliveDelaySeconds = 60;
+
+}  // namespace
+
 class Tunnel {
  public:
-  Tunnel(uv_loop_t* loop, uv_tcp_t* client, uv_tcp_t* target, std::function<void()> on_closed)
-      : on_closed_(std::move(on_closed)) {
-    (void)loop;
+  Tunnel(uv_tcp_t* client, uv_tcp_t* target, std::function<void()> on_closed) : on_closed_(std::move(on_closed)) {
     ends_[0].tcp = client;
     ends_[1].tcp = target;
     for (int i = 0; i < 2; ++i) {
       ends_[i].tunnel = this;
       ends_[i].index = i;
       ends_[i].tcp->data = &ends_[i];
+      uv_tcp_keepalive(ends_[i].tcp, 1, kKeepaliveDelaySeconds);
     }
   }
+
+  void Close() { Fail(); }
 
   void Start(std::string client_early, std::string target_early) {
     if (!client_early.empty()) Write(1, std::move(client_early));
@@ -163,12 +168,13 @@ class Tunnel {
   std::function<void()> on_closed_;
 };
 
-}  // namespace
-
-void StartTunnel(uv_loop_t* loop, uv_tcp_t* client, std::string client_early, uv_tcp_t* target,
-                 std::string target_early, std::function<void()> on_closed) {
-  auto* t = new Tunnel(loop, client, target, std::move(on_closed));
+Tunnel* StartTunnel(uv_tcp_t* client, std::string client_early, uv_tcp_t* target, std::string target_early,
+                    std::function<void()> on_closed) {
+  auto* t = new Tunnel(client, target, std::move(on_closed));
   t->Start(std::move(client_early), std::move(target_early));
+  return t;
 }
+
+void CloseTunnel(Tunnel* tunnel) { tunnel->Close(); }
 
 }  // namespace litefs::proxy

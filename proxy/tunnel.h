@@ -15,11 +15,16 @@
 
 namespace litefs::proxy {
 
+class Tunnel;
+
 // Takes ownership of both (open, not reading) streams. `client_early` was
 // sent by the client after its request head and goes to the target first;
 // `target_early` followed the target's 101 head and goes to the client first.
-// `on_closed` runs once both sockets are closed.
-void StartTunnel(uv_loop_t* loop, uv_tcp_t* client, std::string client_early, uv_tcp_t* target,
-                 std::string target_early, std::function<void()> on_closed);
+// TCP keepalive is turned on for both, so a peer that vanished is noticed.
+// `on_closed` runs once both sockets are closed; the tunnel is gone then.
+Tunnel* StartTunnel(uv_tcp_t* client, std::string client_early, uv_tcp_t* target, std::string target_early,
+                    std::function<void()> on_closed);
+// Closes both sockets now (shutdown); on_closed follows.
+void CloseTunnel(Tunnel* tunnel);
 
 }  // namespace litefs::proxy

@@ -48,28 +48,12 @@ const llhttp_settings_t* UpstreamConnection::Settings() {
   return &settings;
 }
 
-void UpstreamConnection::Connect(const sockaddr* addr, ConnectCallback done) {
+int UpstreamConnection::Connect(const sockaddr* addr, ConnectCallback done) {
   on_connect_ = std::move(done);
   connect_req_.data = this;
   int rc = uv_tcp_connect(&connect_req_, &tcp_, addr, &UpstreamConnection::OnConnect);
-  if (rc != 0) {
-    // Report on a later turn, as a completed connect would.
-    auto* timer = new uv_timer_t;
-    uv_timer_init(loop_, timer);
-    struct Pending {
-      ConnectCallback cb;
-      int rc;
-    };
-    timer->data = new Pending{std::move(on_connect_), rc};
-    uv_timer_start(timer, [](uv_timer_t* t) {
-      auto* pending = static_cast<Pending*>(t->data);
-      ConnectCallback cb = std::move(pending->cb);
-      int code = pending->rc;
-      delete pending;
-      uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      cb(code);
-    }, 0, 0);
-  }
+  if (rc != 0) on_connect_ = nullptr;  // failed at once: the caller is told by the return value
+  return rc;
 }
 
 void UpstreamConnection::OnConnect(uv_connect_t* req, int status) {
@@ -93,7 +77,6 @@ void UpstreamConnection::Begin(std::string head, bool head_request, UpstreamHand
   head_ = UpstreamResponseHead{};
   llhttp_init(&parser_, HTTP_RESPONSE, Settings());
   parser_.data = this;
-  pending_.clear();
   out_->AppendOwned(std::move(head));
   Status st = out_->Flush();
   if (!st.ok()) return Fail(st);
@@ -111,10 +94,7 @@ void UpstreamConnection::WriteBody(std::string data, WrittenCallback on_written)
   if (!st.ok()) Fail(st);
 }
 
-void UpstreamConnection::EndBody() {
-  request_ended_ = true;
-  if (response_ended_) Finish(Status());
-}
+void UpstreamConnection::EndBody() { request_ended_ = true; }
 
 void UpstreamConnection::OnWriteDone(void* ctx, int status) {
   auto* c = static_cast<UpstreamConnection*>(ctx);
@@ -132,11 +112,6 @@ void UpstreamConnection::PauseResponse() {
 void UpstreamConnection::ResumeResponse() {
   if (!paused_) return;
   paused_ = false;
-  if (!pending_.empty()) {
-    std::string data = std::move(pending_);
-    pending_.clear();
-    OnData(data.data(), data.size());
-  }
   UpdateReading();
 }
 
@@ -233,9 +208,10 @@ void UpstreamConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf
   c->UpdateReading();
   if (!c->in_exchange_ || c->response_ended_) return;
   if (nread == UV_EOF) {
-    // A body delimited by the close ends here; anything else is cut short.
+    // A body delimited by the close ends here (OnMessageComplete pauses the
+    // parser, so llhttp_finish reports HPE_PAUSED); anything else is cut short.
     llhttp_errno_t err = llhttp_finish(&c->parser_);
-    if (err == HPE_OK && c->response_ended_) {
+    if ((err == HPE_OK || err == HPE_PAUSED) && c->response_ended_) {
       c->Finish(Status());
       return;
     }
@@ -247,8 +223,10 @@ void UpstreamConnection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf
 }
 
 void UpstreamConnection::OnData(const char* data, size_t n) {
-  if (paused_ || upgraded_) {
-    pending_.append(data, n);
+  if (response_ended_) {
+    // Bytes after a complete response: the connection is out of step.
+    broken_ = true;
+    UpdateReading();
     return;
   }
   response_started_ = true;
@@ -259,11 +237,13 @@ void UpstreamConnection::OnData(const char* data, size_t n) {
       return;
     case HPE_PAUSED: {
       // The response is complete. Bytes after it are a protocol violation:
-      // don't reuse this connection.
+      // don't reuse this connection. A request body still being sent is
+      // abandoned (the connection is then not reused either): the client has
+      // its answer.
       const char* stop = llhttp_get_error_pos(&parser_);
       if (stop != nullptr && stop < data + n) broken_ = true;
       UpdateReading();
-      if (request_ended_) Finish(Status());
+      Finish(Status());
       return;
     }
     case HPE_PAUSED_UPGRADE: {

@@ -8,8 +8,9 @@
 // and the response arrives through the handler: OnHead once for the final
 // head (1xx interim responses other than 101 are skipped), OnBody for each
 // piece (valid only during the call), OnEnd once (ok, or the error that ended
-// it). PauseResponse()/ResumeResponse() stop reading (backpressure towards a
-// slow client). After a 101 the connection is a raw tunnel: TakeTunnel()
+// it; at the end of the response, even if the request body was not all sent:
+// the connection is then not reused). PauseResponse()/ResumeResponse() stop
+// reading (backpressure towards a slow client). After a 101 the connection is a raw tunnel: TakeTunnel()
 // hands the socket over.
 //
 // reusable() tells the pool whether another exchange may follow (both sides
@@ -56,8 +57,9 @@ class UpstreamConnection {
   UpstreamConnection(const UpstreamConnection&) = delete;
   UpstreamConnection& operator=(const UpstreamConnection&) = delete;
 
-  // Connects to `addr`; `done` runs once (later) with the result.
-  void Connect(const sockaddr* addr, ConnectCallback done);
+  // Connects to `addr`: a libuv error when that fails at once (and `done`
+  // never runs), else 0 and `done` runs once, later, with the result.
+  int Connect(const sockaddr* addr, ConnectCallback done);
 
   // Starts an exchange: writes `head` ("GET / HTTP/1.1\r\n...\r\n\r\n").
   void Begin(std::string head, bool head_request, UpstreamHandler* handler);
@@ -134,7 +136,6 @@ class UpstreamConnection {
   bool broken_ = false;
   bool closing_ = false;
   bool tunnel_taken_ = false;
-  std::string pending_;         // unparsed input while paused
   std::string tunnel_early_;    // bytes after a 101 head
   std::unique_ptr<char[]> read_buffer_;
 };

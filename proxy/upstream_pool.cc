@@ -17,6 +17,13 @@ void CloseTimer(uv_timer_t* t) {
 
 }  // namespace
 
+// Context of a pending uv_getaddrinfo: `pool` is cleared when the dial is
+// cancelled, so a late callback touches nothing (the pool may be gone).
+struct UpstreamPool::Resolving {
+  UpstreamPool* pool;
+  uint64_t dial_id;
+};
+
 struct UpstreamPool::Dial {
   UpstreamPool* pool = nullptr;
   uint64_t id = 0;
@@ -26,6 +33,7 @@ struct UpstreamPool::Dial {
   uint64_t deadline_ms = 0;
   uv_timer_t* retry_timer = nullptr;
   uv_getaddrinfo_t* resolving = nullptr;  // owned by libuv until its callback
+  Resolving* resolving_ctx = nullptr;
   UpstreamConnection* conn = nullptr;
   sockaddr_storage addr{};
   bool resolved = false;
@@ -49,9 +57,9 @@ size_t UpstreamPool::idle_count() const {
   return n;
 }
 
-uint64_t UpstreamPool::Acquire(const std::string& target, AcquireCallback done) {
+uint64_t UpstreamPool::Acquire(const std::string& target, AcquireCallback done, bool fresh) {
   uint64_t id = next_id_++;
-  auto it = idle_.find(target);
+  auto it = fresh ? idle_.end() : idle_.find(target);
   if (it != idle_.end()) {
     // Newest first: the most recently used connection is the least likely to
     // have been closed by the target's idle timeout.
@@ -95,32 +103,33 @@ void UpstreamPool::StartDial(Dial* dial) {
     } else {
       auto* req = new uv_getaddrinfo_t;
       dial->resolving = req;
-      struct PoolAndId {
-        UpstreamPool* pool;
-        uint64_t id;
-      };
-      req->data = new PoolAndId{this, dial->id};
+      dial->resolving_ctx = new Resolving{this, dial->id};
+      req->data = dial->resolving_ctx;
       addrinfo hints{};
       hints.ai_family = AF_UNSPEC;
       hints.ai_socktype = SOCK_STREAM;
       std::string port = std::to_string(dial->hp.port);
       int rc = uv_getaddrinfo(loop_, req, [](uv_getaddrinfo_t* r, int status, addrinfo* res) {
-        auto* pi = static_cast<PoolAndId*>(r->data);
-        UpstreamPool* pool = pi->pool;
-        uint64_t id = pi->id;
-        delete pi;
+        auto* ctx = static_cast<Resolving*>(r->data);
+        UpstreamPool* pool = ctx->pool;
+        uint64_t id = ctx->dial_id;
+        delete ctx;
         delete r;
-        auto it = pool->dials_.find(id);
-        if (it != pool->dials_.end()) {
-          it->second->resolving = nullptr;
-          pool->OnResolved(it->second.get(), status, status == 0 && res ? res->ai_addr : nullptr);
+        if (pool != nullptr) {
+          auto it = pool->dials_.find(id);
+          if (it != pool->dials_.end()) {
+            it->second->resolving = nullptr;
+            it->second->resolving_ctx = nullptr;
+            pool->OnResolved(it->second.get(), status, status == 0 && res ? res->ai_addr : nullptr);
+          }
         }
         if (res) uv_freeaddrinfo(res);
       }, dial->hp.host.c_str(), port.c_str(), &hints);
       if (rc != 0) {
-        delete static_cast<PoolAndId*>(req->data);
+        delete dial->resolving_ctx;
         delete req;
         dial->resolving = nullptr;
+        dial->resolving_ctx = nullptr;
         FinishDial(dial, Status::Error("resolve " + dial->hp.host + ": " + uv_strerror(rc)));
       }
       return;
@@ -128,10 +137,11 @@ void UpstreamPool::StartDial(Dial* dial) {
   }
   dial->conn = new UpstreamConnection(loop_);
   uint64_t id = dial->id;
-  dial->conn->Connect(reinterpret_cast<const sockaddr*>(&dial->addr), [this, id](int status) {
+  int rc = dial->conn->Connect(reinterpret_cast<const sockaddr*>(&dial->addr), [this, id](int status) {
     auto it = dials_.find(id);
     if (it != dials_.end()) OnDialDone(it->second.get(), status);
   });
+  if (rc != 0) OnDialDone(dial, rc);
 }
 
 void UpstreamPool::OnResolved(Dial* dial, int status, const sockaddr* addr) {
@@ -157,18 +167,13 @@ void UpstreamPool::OnDialDone(Dial* dial, int status) {
     // The target is not listening (yet): dial again shortly.
     dial->retry_timer = new uv_timer_t;
     uv_timer_init(loop_, dial->retry_timer);
-    // The timer's data is the pool; the dial is found by its timer.
-    dial->retry_timer->data = this;
+    // A dial's timer is closed before the dial goes, so it may point at it.
+    dial->retry_timer->data = dial;
     uv_timer_start(dial->retry_timer, [](uv_timer_t* t) {
-      auto* pool = static_cast<UpstreamPool*>(t->data);
-      for (auto& [dial_id, d] : pool->dials_) {
-        if (d->retry_timer != t) continue;
-        d->retry_timer = nullptr;
-        CloseTimer(t);
-        pool->StartDial(d.get());
-        return;
-      }
+      auto* d = static_cast<Dial*>(t->data);
+      d->retry_timer = nullptr;
       CloseTimer(t);
+      d->pool->StartDial(d);
     }, kRetryEveryMs, 0);
     return;
   }
@@ -194,7 +199,11 @@ void UpstreamPool::Cancel(uint64_t id) {
     dial->retry_timer = nullptr;
   }
   if (dial->conn) dial->conn->Close();  // its connect callback then reports ECANCELED
-  dials_.erase(it);                     // a pending resolve finds no dial and stops
+  if (dial->resolving) {
+    dial->resolving_ctx->pool = nullptr;  // the callback still runs, and frees only itself
+    uv_cancel(reinterpret_cast<uv_req_t*>(dial->resolving));
+  }
+  dials_.erase(it);
 }
 
 void UpstreamPool::Release(const std::string& target, UpstreamConnection* conn) {

@@ -5,8 +5,9 @@
 // A refused dial (the app not listening yet, or restarting) is retried every
 // 100 ms until `connect_retry` has passed; other dial errors fail at once.
 // Release() returns a connection after its exchange: kept when reusable,
-// closed otherwise. Idle connections are closed after `idle_timeout`, or at
-// once when the target closes them. Loop thread only.
+// closed otherwise. Idle connections are closed after `idle_timeout`, or
+// the next time the pool looks at them (at most a second) after the target
+// closed them. Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -40,8 +41,9 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // Returns a handle that cancels the pending dial (the callback then never runs).
-  uint64_t Acquire(const std::string& target, AcquireCallback done);
+  // Returns a handle that cancels the pending dial (the callback then never
+  // runs). `fresh`: dial a new connection even when an idle one exists.
+  uint64_t Acquire(const std::string& target, AcquireCallback done, bool fresh = false);
   void Cancel(uint64_t id);
   void Release(const std::string& target, UpstreamConnection* conn);
 
@@ -53,6 +55,7 @@ class UpstreamPool {
 
  private:
   struct Dial;
+  struct Resolving;
   struct Idle {
     UpstreamConnection* conn;
     uint64_t since_ms;

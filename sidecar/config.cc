@@ -231,7 +231,7 @@ Status DecodeProxy(Decoder& d, const YAML::Node& node, Config* cfg) {
   if (!max_conns.empty()) {
     char* end = nullptr;
     unsigned long long n = std::strtoull(max_conns.c_str(), &end, 10);
-    if (end == max_conns.c_str() || *end != '\0' || n == 0) {
+    if (end == max_conns.c_str() || *end != '\0' || n == 0 || max_conns[0] == '-') {
       return Status::Error("proxy.max-connections: expected a positive number, got '" + max_conns + "'");
     }
     p.max_connections = size_t(n);
@@ -335,6 +335,17 @@ Status ValidateProxy(Config* cfg) {
   Result<std::pair<std::string, int>> target = ParseHostPort(p.target);
   if (!target.ok() || target->first.empty() || target->second == 0) {
     return Status::Error("proxy.target " + Quote(p.target) + " must be host:port (e.g. localhost:8080)");
+  }
+  for (auto [key, d] : {std::pair<const char*, Duration>{"max-lag", p.max_lag},
+                        {"primary-redirect-timeout", p.primary_redirect_timeout},
+                        {"read-timeout", p.read_timeout},
+                        {"read-header-timeout", p.read_header_timeout},
+                        {"write-timeout", p.write_timeout},
+                        {"idle-timeout", p.idle_timeout},
+                        {"txid-timeout", p.txid_timeout},
+                        {"cookie-expiry", p.cookie_expiry},
+                        {"target-retry-timeout", p.target_retry_timeout}}) {
+    if (d.count() < 0) return Status::Error(std::string("proxy.") + key + " must not be negative");
   }
   if (p.mode != "forward" && p.mode != "fly-replay") {
     return Status::Error("proxy.mode " + Quote(p.mode) + " is not supported (supported: forward, fly-replay)");

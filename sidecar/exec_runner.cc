@@ -35,11 +35,10 @@ ExecRunner::ExecRunner(uv_loop_t* loop, ExecOptions options) : loop_(loop), opti
 
 ExecRunner::~ExecRunner() {
   // A child still running outlives us; its handle must be closed.
-  for (uv_process_t* p : {running_}) {
-    if (p != nullptr) {
-      p->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(p), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
-    }
+  if (running_ != nullptr) {
+    running_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(running_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
   }
 }
 
@@ -50,7 +49,7 @@ void ExecRunner::Start(AppExit on_app_exit, std::function<void(Status)> on_error
 }
 
 void ExecRunner::RunNext() {
-  if (next_ >= options_.commands.size()) return;
+  if (stopped_ || next_ >= options_.commands.size()) return;
   const std::vector<std::string>& argv = options_.commands[next_];
   bool is_app = next_ + 1 == options_.commands.size();
   ++next_;
@@ -109,6 +108,11 @@ void ExecRunner::OnExit(uv_process_t* process, int64_t exit_status, int term_sig
 
 void ExecRunner::Signal(int signum) {
   if (running_ != nullptr) uv_process_kill(running_, signum);
+}
+
+void ExecRunner::Stop(int signum) {
+  stopped_ = true;
+  Signal(signum);
 }
 
 Result<std::string> FindPreloadLibrary() {

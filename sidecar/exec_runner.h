@@ -35,8 +35,12 @@ class ExecRunner {
   // `on_error` runs when a command cannot start or a setup command fails.
   void Start(AppExit on_app_exit, std::function<void(Status)> on_error);
   bool app_running() const { return app_ != nullptr; }
+  bool running() const { return running_ != nullptr; }
   // Forwards a signal to the running command.
   void Signal(int signum);
+  // No further command starts; the running one (setup command or app) gets
+  // `signum`. Used on shutdown, so an app never starts against a stopped node.
+  void Stop(int signum);
 
  private:
   void RunNext();
@@ -45,6 +49,7 @@ class ExecRunner {
   uv_loop_t* loop_;
   ExecOptions options_;
   size_t next_ = 0;
+  bool stopped_ = false;
   uv_process_t* running_ = nullptr;
   uv_process_t* app_ = nullptr;
   AppExit on_app_exit_;

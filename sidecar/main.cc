@@ -145,7 +145,7 @@ void Shutdown(App& app, int code) {
   uv_signal_stop(&app.sigint);
   uv_signal_stop(&app.sigterm);
   uv_signal_stop(&app.sighup);
-  if (app.exec && app.exec->app_running()) app.exec->Signal(SIGTERM);
+  if (app.exec) app.exec->Stop(SIGTERM);  // nothing more starts; the running command is told
   app.node->Stop([&app] {
     uv_close(reinterpret_cast<uv_handle_t*>(&app.sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&app.sigterm), nullptr);
@@ -214,6 +214,7 @@ int Run(const std::vector<std::string>& args) {
       a.exec->Signal(signum);
       return;
     }
+    if (a.exec && a.exec->running()) a.exec->Stop(signum);  // a setup command: no app after it
     litefs::log::Info("signal received; shutting down", {{"signal", strsignal(signum)}});
     Shutdown(a, 0);
   };

@@ -715,6 +715,9 @@ void Connection::BeginDrain() {
 void Connection::HardClose() {
   if (state_ == State::kClosing) return;
   state_ = State::kClosing;
+  // A takeover that cannot happen any more is told so (its owner releases
+  // what it holds for the tunnel), after the exchange below.
+  Exchange::TakeOverCallback takeover = std::move(takeover_ready_);
   takeover_ready_ = nullptr;
   timer_kind_ = Timer::kNone;
   reading_ = false;
@@ -738,6 +741,7 @@ void Connection::HardClose() {
     }
   }
   out_.Abort(Status::Error("connection closed"));
+  if (takeover) takeover(Status::Error("the client connection closed before the switch"));
 }
 
 void Connection::SetDeadline(Timer kind, std::chrono::milliseconds after) {

@@ -86,3 +86,14 @@ def test_if_candidate_skips_commands_on_replicas(tmp_path):
         assert not (tmp_path / "ran.candidate").exists()
     finally:
         primary.stop()
+
+
+def test_signal_during_a_setup_command_starts_no_app(tmp_path):
+    started, app_ran = tmp_path / "setup-started", tmp_path / "app-ran"
+    n = make_node(tmp_path, extra=f"exec:\n  - cmd: \"sh -c 'touch {started}; exec sleep 30'\"\n"
+                                  f"  - cmd: \"touch {app_ran}\"\n")
+    n.start(wait=False)
+    wait_for(started.exists, 20, what="the setup command")
+    n.proc.send_signal(signal.SIGTERM)
+    assert n.proc.wait(20) == 0
+    assert not app_ran.exists()

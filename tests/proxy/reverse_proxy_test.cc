@@ -3,6 +3,11 @@
 // issuing, fly-replay), with a fake backend and a real target server.
 #include <doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 #include <map>
@@ -261,4 +266,87 @@ TEST_CASE("reverse proxy: a target dying mid-response closes the client; a dead 
   Response r = Get(p.port, "/after");  // refused, redialled for target_retry, then 502
   CHECK(r.status == 502);
   CHECK(r.body.rfind("Proxy error: dial tcp 127.0.0.1:", 0) == 0);
+}
+
+namespace {
+
+// A one-connection target speaking raw bytes: reads a request head, writes
+// `response`, closes. For answers http::Server never gives (body until EOF).
+class RawTarget {
+ public:
+  explicit RawTarget(std::string response) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(fd_, 4) == 0);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, response = std::move(response)] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string head;
+      char buf[4096];
+      while (head.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        head.append(buf, size_t(n));
+      }
+      (void)!send(c, response.data(), response.size(), MSG_NOSIGNAL);
+      close(c);
+    });
+  }
+  ~RawTarget() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("reverse proxy: a response whose body ends when the target closes arrives whole") {
+  RawTarget target("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nuntil the end");
+  ProxyUnderTest p(target.port());
+  Response r = Get(p.port, "/eof");
+  CHECK(r.complete);
+  CHECK(r.status == 200);
+  CHECK(r.body == "until the end");
+  CHECK(p.Stats().upstream_errors == 0);
+}
+
+TEST_CASE("reverse proxy: closing while a target name resolves leaves nothing behind") {
+  for (int i = 0; i < 10; ++i) {
+    LoopThread loop;
+    FakeBackend backend;
+    std::unique_ptr<proxy::ReverseProxy> rp;
+    int port = 0;
+    proxy::ProxyOptions o;
+    o.target = "localhost:1";  // a name: resolved with uv_getaddrinfo on the threadpool
+    o.db = "app.db";
+    REQUIRE(loop.Run([&] {
+      rp = std::make_unique<proxy::ReverseProxy>(loop.loop(), backend, o);
+      REQUIRE(rp->Listen("127.0.0.1:0").ok());
+      port = rp->port();
+    }));
+    Client c(port);
+    c.Send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(WaitUntil([&] {
+      uint64_t n = 0;
+      loop.Run([&] { n = rp->stats().requests; });
+      return n == 1;
+    }));
+    Event closed;
+    REQUIRE(loop.Run([&] { rp->Close([&] { closed.Signal(); }); }));
+    CHECK(closed.WaitFor(1));
+    REQUIRE(loop.Run([&] { rp.reset(); }));  // a resolve finishing now must not touch it
+  }
 }

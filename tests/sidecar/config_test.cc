@@ -606,6 +606,10 @@ TEST_CASE("config: proxy keys, defaults and validation") {
             .find("proxy.mode \"magic\" is not supported") != std::string::npos);
   CHECK(ParseError(std::string(kMinimal) + "proxy:\n  adr: \":1\"\n").find("unknown config key \"proxy.adr\"") !=
         std::string::npos);
+  CHECK(ParseError(std::string(kMinimal) + "proxy:\n  addr: \":1\"\n  target: \"a:1\"\n  db: x\n  txid-timeout: -1s\n") ==
+        "proxy.txid-timeout must not be negative");
+  CHECK(ParseError(std::string(kMinimal) + "proxy:\n  addr: \":1\"\n  target: \"a:1\"\n  db: x\n  max-connections: -1\n")
+            .find("proxy.max-connections: expected a positive number") != std::string::npos);
 }
 
 TEST_CASE("config: exec as a string or a list with if-candidate; skip-sync") {
