@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "proxy/forward_headers.h"
+#include "proxy/http/tcp_handoff.h"
 #include "proxy/reverse_proxy.h"
 #include "proxy/tunnel.h"
 #include "proxy/txid_token.h"
@@ -211,8 +212,7 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
     ex_->SwitchProtocols(std::move(head.headers), [proxy, target, target_early = std::move(target_early)](
                                                       Result<http::Exchange::TakenStream> client) mutable {
       if (!client.ok()) {  // the client left before the 101 was written
-        uv_close(reinterpret_cast<uv_handle_t*>(target),
-                 [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+        http::CloseAndDeleteTcp(target);
         return;
       }
       proxy->AddTunnel(client->tcp, std::move(client->early_bytes), target, std::move(target_early));

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "proxy/forwarder.h"
+#include "proxy/http/tcp_handoff.h"
 #include "proxy/path_pattern.h"
 
 namespace litefs::proxy {
@@ -65,9 +66,8 @@ void ReverseProxy::Close(std::function<void()> done) {
 void ReverseProxy::AddTunnel(uv_tcp_t* client, std::string client_early, uv_tcp_t* target,
                              std::string target_early) {
   if (closing_) {  // cannot happen (Close ends every takeover first), but never leak
-    for (uv_tcp_t* h : {client, target}) {
-      uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_tcp_t*>(x); });
-    }
+    http::CloseAndDeleteTcp(client);
+    http::CloseAndDeleteTcp(target);
     return;
   }
   ++stats_.tunnels;

@@ -1,10 +1,10 @@
 // HTTP/1.1 client connection to a proxy target (see upstream_connection.h).
 #include "proxy/upstream_connection.h"
 
-#include <unistd.h>
-
 #include <cstring>
 #include <utility>
+
+#include "proxy/http/tcp_handoff.h"
 
 namespace litefs::proxy {
 namespace {
@@ -134,24 +134,8 @@ uv_tcp_t* UpstreamConnection::TakeTunnel(std::string* early_bytes) {
   if (reading_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
   reading_ = false;
   *early_bytes = std::move(tunnel_early_);
-  // The tunnel owns the handle now; this object only waits to be deleted.
-  auto* tcp = new uv_tcp_t;
-  // A libuv handle cannot move; keep ours open and hand out a second handle on
-  // a duplicate of the socket.
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) {
-    delete tcp;
-    Close();
-    return nullptr;
-  }
-  int dup_fd = dup(fd);
-  uv_tcp_init(loop_, tcp);
-  if (dup_fd < 0 || uv_tcp_open(tcp, dup_fd) != 0) {
-    if (dup_fd >= 0) ::close(dup_fd);
-    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-    Close();
-    return nullptr;
-  }
+  // The tunnel gets its own handle; this object closes its own and goes.
+  uv_tcp_t* tcp = http::DuplicateTcpHandle(loop_, &tcp_);
   Close();
   return tcp;
 }

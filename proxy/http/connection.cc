@@ -2,14 +2,13 @@
 // connection.h).
 #include "proxy/http/connection.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cassert>
 #include <string>
 #include <utility>
 
 #include "proxy/http/server.h"
+#include "proxy/http/tcp_handoff.h"
 
 namespace litefs::http {
 namespace {
@@ -605,26 +604,11 @@ void Connection::FinishTakeOver() {
   takeover_ready_ = nullptr;
   Exchange::TakenStream taken;
   taken.early_bytes.assign(pending_, pending_off_, std::string::npos);
-  uv_os_fd_t fd = -1;
-  int dup_fd = -1;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0) dup_fd = dup(fd);
-  Status result;
-  if (dup_fd >= 0) {
-    taken.tcp = new uv_tcp_t;
-    uv_tcp_init(server_->loop_, taken.tcp);
-    if (uv_tcp_open(taken.tcp, dup_fd) != 0) {
-      ::close(dup_fd);
-      uv_close(reinterpret_cast<uv_handle_t*>(taken.tcp),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-      taken.tcp = nullptr;
-    }
-  }
+  taken.tcp = DuplicateTcpHandle(server_->loop_, &tcp_);
   if (ex_) ex_->response_ = Exchange::ResponseState::kEnded;  // not "closed early"
   HardClose();
   if (!ready) {
-    if (taken.tcp) {
-      uv_close(reinterpret_cast<uv_handle_t*>(taken.tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-    }
+    if (taken.tcp) CloseAndDeleteTcp(taken.tcp);
     return;
   }
   if (taken.tcp == nullptr) return ready(Status::Error("cannot take over the client socket"));
