@@ -5,7 +5,6 @@
 #include <doctest.h>
 
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -26,11 +25,13 @@ DocKeys ReadDocKeys() {
   DocKeys keys;
   bool in_ignored = false;
   std::string line;
-  const std::regex row(R"(^\| `([a-z0-9.\[\]-]+)` \|)");
   while (std::getline(in, line)) {
     if (line.rfind("## ", 0) == 0) in_ignored = line.find("ignored") != std::string::npos;
-    std::smatch m;
-    if (std::regex_search(line, m, row)) (in_ignored ? keys.ignored : keys.supported).insert(m[1]);
+    // A table row naming a key: "| `lease.etcd.ttl` | ...".
+    if (line.rfind("| `", 0) != 0) continue;
+    size_t end = line.find('`', 3);
+    if (end == std::string::npos || line.compare(end, 3, "` |") != 0) continue;
+    (in_ignored ? keys.ignored : keys.supported).insert(line.substr(3, end - 3));
   }
   return keys;
 }
