@@ -53,7 +53,7 @@ Database::Database(const DatabaseEnv& env, std::string name)
     : env_(env),
       name_(std::move(name)),
       db_path_(env.dir + "/" + name_),
-      pos_path_(env.dir + "/" + name_ + "-pos"),
+      pos_file_(env.dir + "/" + name_ + "-pos"),
       log_(env.data_dir + "/dbs/" + name_ + "/ltx"),
       strand_(env.loop),
       snapshot_strand_(env.loop) {}
@@ -103,7 +103,7 @@ Status Database::WritePosFile(ltx::Pos pos, int64_t timestamp_ms) {
   struct timespec mtime;
   mtime.tv_sec = timestamp_ms / 1000;
   mtime.tv_nsec = (timestamp_ms % 1000) * 1000000;
-  return fs::WriteFileAtomic(pos_path_, ltx::FormatPos(pos) + "\n", /*sync=*/false, 0644, &mtime);
+  return pos_file_.Write(ltx::FormatPos(pos) + "\n", &mtime);
 }
 
 void Database::Finished(const Status& st, bool changed) {
