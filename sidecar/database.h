@@ -143,6 +143,9 @@ class Database {
 
   // Strand jobs.
   Status RecoverJob();
+  // Deletes the newest LTX files while they fail verification (torn by a
+  // crash while written in place).
+  Status DropTornNewestLtx();
   Result<ltx::Pos> CommitJob(const wire::Message& commit);
   Result<ltx::Pos> CaptureWal(const wire::WalFrames& frames, ltx::Pos prev, LtxWriteOptions opts);
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
