@@ -53,7 +53,7 @@ Database::Database(const DatabaseEnv& env, std::string name)
     : env_(env),
       name_(std::move(name)),
       db_path_(env.dir + "/" + name_),
-      pos_path_(env.dir + "/" + name_ + "-pos"),
+      pos_file_(env.dir + "/" + name_ + "-pos"),
       log_(env.data_dir + "/dbs/" + name_ + "/ltx"),
       strand_(env.loop),
       snapshot_strand_(env.loop) {}
@@ -103,7 +103,7 @@ Status Database::WritePosFile(ltx::Pos pos, int64_t timestamp_ms) {
   struct timespec mtime;
   mtime.tv_sec = timestamp_ms / 1000;
   mtime.tv_nsec = (timestamp_ms % 1000) * 1000000;
-  return fs::WriteFileAtomic(pos_path_, ltx::FormatPos(pos) + "\n", /*sync=*/false, 0644, &mtime);
+  return pos_file_.Write(ltx::FormatPos(pos) + "\n", &mtime);
 }
 
 void Database::Finished(const Status& st, bool changed) {
@@ -146,6 +146,7 @@ void Database::Recover(std::function<void(Status)> done) {
 
 Status Database::RecoverJob() {
   LITEFS_RETURN_IF_ERROR(log_.Init());
+  LITEFS_RETURN_IF_ERROR(DropTornNewestLtx());
   ltx::Pos logged;
   std::optional<std::pair<ltx::Header, ltx::Trailer>> latest;
   if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
@@ -251,6 +252,24 @@ Status Database::RecoverJob() {
   if (!pos.ok()) return pos.status();
   SetPos(*pos);
   return WritePosFile(*pos, opts.timestamp_ms);
+}
+
+Status Database::DropTornNewestLtx() {
+  while (std::optional<ltx::TXIDRange> r = log_.Latest()) {
+    const std::string path = log_.PathFor(*r);
+    // A file that cannot be opened is an I/O problem, not a torn write.
+    Result<fs::UniqueFd> readable = fs::Open(path, O_RDONLY);
+    if (!readable.ok()) return readable.status();
+    Result<VerifiedLtx> verified = ReadAndVerifyLtx(path);
+    if (verified.ok()) return Status();
+    // Commits write their file in place. A torn one was never acknowledged
+    // if it was to be synced; if not, its transaction is still in the
+    // database (or was lost with it) and the comparison below records it.
+    log::Warn("dropping an incomplete LTX file left by a crash",
+              {{"db", name_}, {"file", path}, {"error", verified.message()}});
+    LITEFS_RETURN_IF_ERROR(log_.Remove(*r));
+  }
+  return Status();
 }
 
 // ---- primary: capture -------------------------------------------------------

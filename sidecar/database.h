@@ -1,4 +1,5 @@
-// One replicated database: its files (`<dir>/<name>`, `<dir>/<name>-pos`,
+// One replicated database: its files (`<dir>/<name>`, `<dir>/<name>-pos` and
+// its spare `.<name>-pos.next`,
 // `<data-dir>/dbs/<name>/ltx/`), its position, its page checksum table, and
 // the operations that change them — recovery, capturing a commit on the
 // primary, applying a received LTX on a replica — run in order on the
@@ -24,6 +25,7 @@
 #include "sidecar/ltx_log.h"
 #include "sidecar/ltx_writer.h"
 #include "sidecar/page_checksums.h"
+#include "sidecar/pos_file.h"
 #include "sidecar/strand.h"
 #include "vfs/commit_protocol.h"
 
@@ -141,6 +143,9 @@ class Database {
 
   // Strand jobs.
   Status RecoverJob();
+  // Deletes the newest LTX files while they fail verification (torn by a
+  // crash while written in place).
+  Status DropTornNewestLtx();
   Result<ltx::Pos> CommitJob(const wire::Message& commit);
   Result<ltx::Pos> CaptureWal(const wire::WalFrames& frames, ltx::Pos prev, LtxWriteOptions opts);
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
@@ -163,7 +168,7 @@ class Database {
   DatabaseEnv env_;
   std::string name_;
   std::string db_path_;
-  std::string pos_path_;
+  PosFile pos_file_;  // strand-owned
   LtxLog log_;
   Strand strand_;
   Strand snapshot_strand_;

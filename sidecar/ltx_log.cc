@@ -79,6 +79,22 @@ Status LtxLog::Install(const std::string& tmp, ltx::TXIDRange r, bool sync) {
   return Status();
 }
 
+Status LtxLog::Add(ltx::TXIDRange r, bool sync) {
+  if (sync) LITEFS_RETURN_IF_ERROR(fs::FsyncDir(dir_));
+  std::lock_guard<std::mutex> lock(mu_);
+  files_[r.max_txid] = r.min_txid;
+  return Status();
+}
+
+Status LtxLog::Remove(ltx::TXIDRange r) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(r.max_txid);
+    if (it != files_.end() && it->second == r.min_txid) files_.erase(it);
+  }
+  return fs::RemoveFile(PathFor(r));
+}
+
 Status LtxLog::RemoveAllExcept(ltx::TXIDRange keep) {
   std::map<uint64_t, uint64_t> doomed;
   {

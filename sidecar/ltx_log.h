@@ -1,6 +1,10 @@
 // The LTX files of one database: `<data-dir>/dbs/<db>/ltx/<min>-<max>.ltx`,
-// named as LiteFS names them. New files are written to a temporary name and
-// installed by rename, so a file with a proper name is always complete.
+// named as LiteFS names them. A commit's file is written in place under its
+// final name and added to the index once complete (no rename per commit);
+// received and imported files are written to a temporary name and installed
+// by rename. The index, not the directory, says which files are complete:
+// after a crash the newest file may be torn, and recovery verifies it
+// (Database::RecoverJob, docs/recovery.md).
 // Thread-safe: installed by the database's strand, read by stream senders.
 #pragma once
 
@@ -35,6 +39,11 @@ class LtxLog {
 
   // Renames `tmp` to its proper name; with `sync`, also fsyncs the directory.
   Status Install(const std::string& tmp, ltx::TXIDRange r, bool sync);
+  // Adds the file written in place at PathFor(r), complete; with `sync`,
+  // also fsyncs the directory so that its entry is durable.
+  Status Add(ltx::TXIDRange r, bool sync);
+  // Forgets and deletes one file.
+  Status Remove(ltx::TXIDRange r);
   // Deletes every file but `keep` (after a snapshot replaced history).
   Status RemoveAllExcept(ltx::TXIDRange keep);
 

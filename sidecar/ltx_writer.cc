@@ -14,7 +14,7 @@
 namespace litefs {
 namespace {
 
-// A temp file with an encoder on top; removes the file unless committed.
+// A new file with an encoder on top; removes the file unless kept.
 class LtxFile {
  public:
   static Result<std::unique_ptr<LtxFile>> Create(const std::string& path,
@@ -143,8 +143,9 @@ Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>*
 
   ltx::Header header = MakeHeader(options, page_size, commit, txid, txid,
                                   snapshot ? 0 : prev.checksum);
-  std::string tmp = log.NewTempPath();
-  Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(tmp, header);
+  // Written in place (O_EXCL): until log.Add the index does not list it,
+  // and recovery drops it if a crash leaves it torn.
+  Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(log.PathFor({txid, txid}), header);
   if (!file.ok()) return file.status();
   ltx::Encoder& enc = (*file)->encoder();
   checksums.Truncate(commit);
@@ -157,7 +158,7 @@ Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>*
   uint64_t post = checksums.value();
   Result<ltx::Trailer> trailer = (*file)->Finish(post, options.sync);
   if (!trailer.ok()) return trailer.status();
-  LITEFS_RETURN_IF_ERROR(log.Install(tmp, {txid, txid}, options.sync));
+  LITEFS_RETURN_IF_ERROR(log.Add({txid, txid}, options.sync));
   (*file)->Keep();
   return ltx::Pos{txid, post};
 }

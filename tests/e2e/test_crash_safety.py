@@ -120,3 +120,39 @@ def test_sidecar_killed_at_random_moments(cluster, mode):
         out, _ = writer.communicate(timeout=30)
         committed |= committed_numbers(out)
     check_history(cluster, "app.db", committed)
+
+
+@pytest.mark.parametrize("db_changed", [False, True])
+def test_torn_newest_ltx_is_dropped_at_recovery(cluster, db_changed):
+    """Commits write their LTX file in place under its final name, so a crash
+    (or a power loss before an unsynced file reached the disk) can leave the
+    newest file torn. Recovery drops it and realigns with the database: the
+    transaction, if it reached the database, is recorded again."""
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(n INTEGER PRIMARY KEY, pad BLOB);"
+             "INSERT INTO t VALUES (1, randomblob(3000));")
+    pos = cluster.wait_replicated("app.db")
+    txid = int(pos.split("/")[0], 16)
+    ltx_dirs = [d for d in p.dir.parent.rglob("ltx") if d.parent.name == "app.db"]
+    assert len(ltx_dirs) == 1, ltx_dirs
+    newest = ltx_dirs[0] / f"{txid:016x}-{txid:016x}.ltx"
+    p.stop(signal.SIGKILL)
+    if db_changed:
+        # The commit reached the database; its LTX file did not finish.
+        subprocess.run(["sqlite3", str(p.path("app.db")),
+                        "INSERT INTO t VALUES (2, randomblob(3000));"], check=True)
+    torn = ltx_dirs[0] / f"{txid + 1:016x}-{txid + 1:016x}.ltx"
+    torn.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    p.start()
+    def settled():
+        pos = p.pos("app.db")
+        return pos and logical_checksum(p.path("app.db")) == int(pos.split("/")[1], 16) and pos
+    pos = wait_for(settled, timeout=30, what="the primary's position to match its database")
+    assert "dropping an incomplete LTX file" in p.log_text()
+    assert int(pos.split("/")[0], 16) == (txid + 1 if db_changed else txid)
+    if not db_changed:
+        assert not torn.exists()
+    # Writes go on, and the replica converges.
+    p.sqlite("app.db", "INSERT INTO t VALUES (3, randomblob(3000));")
+    cluster.wait_replicated("app.db", timeout=30)
+    assert logical_bytes(cluster.replica.path("app.db")) == logical_bytes(p.path("app.db"))
