@@ -119,6 +119,11 @@ def test_app_and_sidecar_share_only_the_volume(pod):
     base = pod["base"]
     volume = base / "volume"
     volume.mkdir()
+    # The namespaces hide /tmp and /run, where the checkout itself may live:
+    # run copies of the binary, the library and the app from the test's dir.
+    bin_dir = base / "bin"
+    bin_dir.mkdir()
+    litefs, liblitefs, app_py = (Path(shutil.copy2(f, bin_dir)) for f in (LITEFS, LIBLITEFS, APP))
     api_port, proxy_port, app_port = 20202, 8080, 8081
     cfg = base / "side.yml"
     cfg.write_text(
@@ -130,17 +135,17 @@ def test_app_and_sidecar_share_only_the_volume(pod):
         f"proxy:\n  addr: \"0.0.0.0:{proxy_port}\"\n  target: \"{pod['app_ip']}:{app_port}\"\n"
         f"  db: guestbook.db\n  advertise-url: \"http://{pod['side_outer_ip']}:{proxy_port}\"\n")
     side_log = open(base / "side.log", "wb")
-    side = subprocess.Popen(isolated(pod["side_ns"], [str(LITEFS), "run", "-config", str(cfg)]),
+    side = subprocess.Popen(isolated(pod["side_ns"], [str(litefs), "run", "-config", str(cfg)]),
                             stdout=side_log, stderr=subprocess.STDOUT)
     pod["procs"].append(side)
     wait_for(lambda: (volume / ".litefs.sock").exists() or side.poll() is not None, 15,
              what="the sidecar's socket in the volume")
     assert side.poll() is None, (base / "side.log").read_text()
 
-    # The app: its own namespaces, the shim from the build tree, the volume as LITEFS_DIR.
-    app_env = f"LD_PRELOAD={LIBLITEFS} LITEFS_DIR={volume} APP_HOST=0.0.0.0 NODE_NAME=pod-app"
+    # The app: its own namespaces, the shim, the volume as LITEFS_DIR.
+    app_env = f"LD_PRELOAD={liblitefs} LITEFS_DIR={volume} APP_HOST=0.0.0.0 NODE_NAME=pod-app"
     app_log = open(base / "app.log", "wb")
-    app = subprocess.Popen(isolated(pod["app_ns"], ["sh", "-c", f"{app_env} exec {PYTHON} {APP} {app_port}"]),
+    app = subprocess.Popen(isolated(pod["app_ns"], ["sh", "-c", f"{app_env} exec {PYTHON} {app_py} {app_port}"]),
                            stdout=app_log, stderr=subprocess.STDOUT)
     pod["procs"].append(app)
 
