@@ -36,7 +36,6 @@ const llhttp_settings_t* UpstreamConnection::Settings() {
     llhttp_settings_t s;
     llhttp_settings_init(&s);
     s.on_message_begin = &UpstreamConnection::OnMessageBegin;
-    s.on_status_complete = &UpstreamConnection::OnStatusComplete;
     s.on_header_field = &UpstreamConnection::OnHeaderField;
     s.on_header_value = &UpstreamConnection::OnHeaderValue;
     s.on_header_field_complete = &UpstreamConnection::OnHeaderFieldComplete;
@@ -270,8 +269,6 @@ int UpstreamConnection::OnMessageBegin(llhttp_t* p) {
   c->field_open_ = false;
   return 0;
 }
-
-int UpstreamConnection::OnStatusComplete(llhttp_t*) { return 0; }
 
 int UpstreamConnection::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   UpstreamConnection* c = Self(p);

@@ -101,7 +101,6 @@ class UpstreamConnection {
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void OnWriteDone(void* ctx, int status);
   static int OnMessageBegin(llhttp_t* p);
-  static int OnStatusComplete(llhttp_t* p);
   static int OnHeaderField(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderValue(llhttp_t* p, const char* at, size_t len);
   static int OnHeaderFieldComplete(llhttp_t* p);
