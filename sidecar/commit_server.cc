@@ -174,11 +174,15 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
     case wire::MsgType::kCommit: {
       conn->writing_db.clear();
       Database* db = store_.Find(msg.text);
-      if (!store_.accepting_commits() || !db) {
-        // The app's commit already happened in its files but is not
-        // recorded: recovery records it as a local transaction (one the
-        // primary does not have, so this node resyncs by snapshot if it is
-        // a replica now).
+      // The app checked the commit window right before its commit point,
+      // so a Commit that arrives while this node is still the primary is
+      // recorded even past the lease deadline: it committed inside the
+      // window (stepping down waits for these, commit_window.h).
+      if (!store_.is_primary() || !db) {
+        // Only an app stalled past the step-down gets here: its commit
+        // happened in its files but is not recorded. Recovery records it as
+        // a local transaction (one the primary does not have, so this node
+        // resyncs by snapshot).
         if (db) db->Recover();
         Reply(conn, litefs::Reply(wire::MsgType::kError,
                                   db ? "this node stopped accepting commits (no longer the primary, or its lease "

@@ -51,6 +51,7 @@ Status Node::Start(std::function<void(Status)> ready, std::function<void(Status)
   checkpointer_ = std::make_unique<WalCheckpointer>(loop_);
   env.checkpointer = checkpointer_.get();
   store_ = std::make_unique<Store>(env);
+  LITEFS_RETURN_IF_ERROR(store_->OpenCommitWindow());
   if (!config_.proxy.target.empty()) store_->set_proxy_url(config_.proxy.advertise_url);
 
   NodeApiOptions api_options;
@@ -203,8 +204,9 @@ void Node::Stop(std::function<void()> done) {
     // lease "released" so a candidate takes over at once; the rest of the
     // shutdown follows.
     auto release = [this, done = std::move(done)]() mutable {
-      StopAcceptingCommits("shutting down", /*end_streams=*/false);
-      lease_->Stop(CurrentPositions(), [this, done = std::move(done)]() mutable { FinishStop(std::move(done)); });
+      StopAcceptingCommits("shutting down", /*end_streams=*/false, [this, done = std::move(done)]() mutable {
+        lease_->Stop(CurrentPositions(), [this, done = std::move(done)]() mutable { FinishStop(std::move(done)); });
+      });
     };
     if (commits_ && store_->is_primary()) return commits_->Drain(kDrainLimit, std::move(release));
     return release();
@@ -215,10 +217,10 @@ void Node::Stop(std::function<void()> done) {
 void Node::FinishStop(std::function<void()> done) {
   if (progress_subscription_) store_->Unsubscribe(progress_subscription_);
   progress_subscription_ = 0;
-  if (retention_timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(retention_timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    retention_timer_ = nullptr;
+  for (uv_timer_t** timer : {&retention_timer_, &step_down_timer_}) {
+    if (!*timer) continue;
+    uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    *timer = nullptr;
   }
   if (replica_) replica_->Stop();
   if (watcher_) watcher_->Stop();
@@ -291,6 +293,10 @@ Status Node::StartEtcdLease() {
 
 void Node::TakePrimaryRole(std::optional<SteadyTime> deadline) {
   if (stopping_) return;
+  if (step_down_) {  // the lease came back before the step-down finished
+    if (step_down_timer_) uv_timer_stop(step_down_timer_);
+    step_down_.reset();
+  }
   // Stop replicating before accepting commits: an apply still running
   // finishes on the database's strand before any commit is captured.
   replica_.reset();
@@ -313,15 +319,53 @@ void Node::TakePrimaryRole(std::optional<SteadyTime> deadline) {
   OnSynced();  // the proxy and exec start once this node is primary or caught up
 }
 
-void Node::StopAcceptingCommits(const std::string& why, bool end_streams) {
-  if (!store_->is_primary()) return;
-  // The commit path stopped at the deadline already if that came first.
+void Node::StopAcceptingCommits(const std::string& why, bool end_streams, std::function<void()> then) {
+  if (step_down_) {  // already stepping down: finish together
+    if (then) {
+      auto first = std::move(step_down_->then);
+      step_down_->then = [first = std::move(first), then = std::move(then)] {
+        if (first) first();
+        then();
+      };
+    }
+    step_down_->end_streams = step_down_->end_streams || end_streams;
+    return;
+  }
+  if (!store_->is_primary()) {
+    if (then) then();
+    return;
+  }
+  // Apps check the deadline themselves: the window closed then if that came first.
   SteadyTime closed = std::chrono::steady_clock::now();
   if (store_->commit_deadline()) closed = std::min(closed, *store_->commit_deadline());
-  store_->SetPrimary(std::nullopt);
+  store_->CloseCommitWindow();
   LogCommitWindow(false, closed, why);
-  if (api_ && end_streams) api_->EndStreams();
+  step_down_ = StepDown{end_streams, std::move(then), std::chrono::steady_clock::now() + kDrainLimit, std::nullopt};
+  PollStepDown();
+}
+
+void Node::PollStepDown() {
+  if (!step_down_) return;
+  if (!store_->NoCommitInFlight()) {
+    if (std::chrono::steady_clock::now() < step_down_->give_up) {
+      if (!step_down_timer_) {
+        step_down_timer_ = new uv_timer_t;
+        uv_timer_init(loop_, step_down_timer_);
+        step_down_timer_->data = this;
+      }
+      uv_timer_start(step_down_timer_, [](uv_timer_t* t) { static_cast<Node*>(t->data)->PollStepDown(); }, 1, 0);
+      return;
+    }
+    log::Warn("stepping down although an app still holds the commit window (stalled mid-commit?); "
+              "its commit will not be replicated");
+  }
+  StepDown done = std::move(*step_down_);
+  step_down_.reset();
+  store_->SetPrimary(std::nullopt);
+  if (api_ && done.end_streams) api_->EndStreams();
   watcher_.reset();
+  if (done.follow) Follow(std::move(*done.follow));
+  if (done.then) done.then();
 }
 
 EtcdLease::Positions Node::CurrentPositions() {
@@ -342,6 +386,10 @@ void Node::LogCommitWindow(bool open, SteadyTime at, const std::string& why) {
 }
 
 void Node::Follow(std::optional<PrimaryInfo> primary) {
+  if (step_down_) {
+    step_down_->follow = std::move(primary);
+    return;
+  }
   if (stopping_ || store_->is_primary()) return;
   if (primary && primary->advertise_url == config_.lease.advertise_url) {
     // Our own record from before a restart: it expires with its old lease.
@@ -422,10 +470,11 @@ void Node::Handoff(const std::string& node_id, NodeApiOptions::Reply reply) {
   // successor must reach include every acknowledged commit.
   commits_->Drain(kDrainLimit, [this, node_id, reply] {
     if (!lease_->held() || !store_->is_primary()) return reply(500, "lost the lease while draining writes");
-    StopAcceptingCommits("handing the lease off to " + node_id, /*end_streams=*/false);
-    lease_->HandOff(node_id, CurrentPositions(), [reply](Status st) {
-      if (!st.ok()) return reply(500, st.message());
-      reply(200, "handoff started");
+    StopAcceptingCommits("handing the lease off to " + node_id, /*end_streams=*/false, [this, node_id, reply] {
+      lease_->HandOff(node_id, CurrentPositions(), [reply](Status st) {
+        if (!st.ok()) return reply(500, st.message());
+        reply(200, "handoff started");
+      });
     });
   });
 }

@@ -56,10 +56,14 @@ class Node {
   Status StartEtcdLease();
   // Role changes.
   void TakePrimaryRole(std::optional<SteadyTime> deadline);
+  // Steps down: closes the commit window (apps refuse their commit point
+  // from now on), waits — bounded — until the commits already past it are
+  // recorded, then stops being the primary and runs `then`.
   // `end_streams`: false when stepping down voluntarily, so that the
   // streams deliver the last commits to the successor (they end when this
   // node follows it).
-  void StopAcceptingCommits(const std::string& why, bool end_streams);
+  void StopAcceptingCommits(const std::string& why, bool end_streams, std::function<void()> then = nullptr);
+  void PollStepDown();
   EtcdLease::Positions CurrentPositions();
   void Follow(std::optional<PrimaryInfo> primary);
   void LogCommitWindow(bool open, SteadyTime at, const std::string& why);
@@ -92,6 +96,15 @@ class Node {
   uint64_t progress_subscription_ = 0;
   bool promote_pending_ = false;  // lease.promote: ask once, after catching up
   bool stopping_ = false;
+  // Between closing the commit window and leaving the primary role.
+  struct StepDown {
+    bool end_streams = false;
+    std::function<void()> then;
+    SteadyTime give_up;
+    std::optional<std::optional<PrimaryInfo>> follow;  // a new primary seen meanwhile
+  };
+  std::optional<StepDown> step_down_;
+  uv_timer_t* step_down_timer_ = nullptr;
   uv_timer_t* retention_timer_ = nullptr;
   fs::UniqueFd data_dir_lock_;  // flock: one sidecar per data dir
 };

@@ -80,8 +80,30 @@ std::vector<Database*> Store::All() {
   return out;
 }
 
+Status Store::OpenCommitWindow() {
+  Result<std::unique_ptr<CommitWindow>> w = CommitWindow::Open(env_.dir);
+  if (!w.ok()) return w.status().Context("commit window");
+  window_ = std::move(w).value();
+  if (is_primary_ && !window_closed_) window_->OpenUntil(commit_deadline_);
+  return Status();
+}
+
+void Store::CloseCommitWindow() {
+  window_closed_ = true;
+  if (window_) window_->Close();
+}
+
+bool Store::NoCommitInFlight() { return !window_ || window_->NoCommitInFlight(); }
+
+void Store::SetCommitDeadline(std::chrono::steady_clock::time_point deadline) {
+  commit_deadline_ = deadline;
+  if (is_primary_ && !window_closed_ && window_) window_->OpenUntil(deadline);
+}
+
 void Store::BecomePrimary(std::optional<std::chrono::steady_clock::time_point> commit_deadline) {
   commit_deadline_ = commit_deadline;
+  window_closed_ = false;
+  if (window_) window_->OpenUntil(commit_deadline);
   bool was_primary = is_primary_;
   std::optional<PrimaryInfo> was = std::move(primary_);
   is_primary_ = true;
@@ -95,6 +117,7 @@ void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
   std::optional<PrimaryInfo> was = std::move(primary_);
   is_primary_ = false;
   commit_deadline_.reset();
+  CloseCommitWindow();
   primary_ = std::move(primary);
   bool same_host = !was_primary && was && primary_ && was->hostname == primary_->hostname;
   if (!same_host) WritePrimaryFile();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ltx/status.h"
+#include "sidecar/commit_window.h"
 #include "sidecar/database.h"
 
 namespace litefs {
@@ -53,25 +54,30 @@ class Store {
   bool is_primary() const { return is_primary_; }
   // The primary this replica follows, if connected to one.
   const std::optional<PrimaryInfo>& primary() const { return primary_; }
-  // `commit_deadline`: commits are refused from that instant on (the lease
-  // may expire soon after); none = for as long as this node is primary.
+  // `commit_deadline`: apps may pass their commit point until that instant
+  // (the lease may expire soon after); none = for as long as this node is
+  // primary. The commit window (commit_window.h) publishes it to the apps,
+  // which check it right before their commit point.
   void BecomePrimary(std::optional<std::chrono::steady_clock::time_point> commit_deadline = std::nullopt);
-  void SetCommitDeadline(std::chrono::steady_clock::time_point deadline) { commit_deadline_ = deadline; }
-  // Primary and, with a lease deadline, still before it: a transaction's
-  // Commit is recorded. Checked on every commit, so a late timer cannot
-  // extend the window.
-  bool accepting_commits() const {
-    return is_primary_ && (!commit_deadline_ || std::chrono::steady_clock::now() < *commit_deadline_);
-  }
+  void SetCommitDeadline(std::chrono::steady_clock::time_point deadline);
   // New write transactions are approved only until `approval_lead` before
-  // the deadline, so that one approved just before it can still commit
-  // inside the window: an app whose COMMIT succeeded locally must not find
-  // its transaction refused (SQLite's commit point has passed by then).
+  // the deadline: one approved later would most likely be refused at its
+  // commit point, after the app did all its work.
   bool approving_writes() const {
-    return is_primary_ &&
+    return is_primary_ && !window_closed_ &&
            (!commit_deadline_ || std::chrono::steady_clock::now() + approval_lead_ < *commit_deadline_);
   }
   void set_approval_lead(std::chrono::milliseconds lead) { approval_lead_ = lead; }
+
+  // The commit window apps map (`<dir>/.litefs.window`); without it (unit
+  // tests) the role alone decides.
+  Status OpenCommitWindow();
+  // Stepping down: apps stop passing their commit point from now on, while
+  // this node stays primary until the commits already past it are recorded.
+  void CloseCommitWindow();
+  // After CloseCommitWindow(): true once no app is between its window check
+  // and the sidecar's answer to its Commit. Non-blocking.
+  bool NoCommitInFlight();
   const std::optional<std::chrono::steady_clock::time_point>& commit_deadline() const {
     return commit_deadline_;
   }
@@ -107,6 +113,8 @@ class Store {
   bool is_primary_ = false;
   std::optional<std::chrono::steady_clock::time_point> commit_deadline_;
   std::chrono::milliseconds approval_lead_{0};
+  std::unique_ptr<CommitWindow> window_;
+  bool window_closed_ = true;
   std::optional<PrimaryInfo> primary_;
   std::string cluster_id_;
   uint64_t next_subscriber_ = 1;

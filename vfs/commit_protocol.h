@@ -35,7 +35,7 @@
 
 namespace litefs::wire {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;  // 2: apps check the commit window (commit_window.h)
 inline constexpr size_t kFrameHeaderSize = 5;             // length + type
 inline constexpr uint32_t kMaxFrameSize = 64u << 20;      // sanity bound
 inline constexpr const char* kSocketName = ".litefs.sock";  // inside the managed dir

@@ -8,6 +8,8 @@
 #include <new>
 
 #include "vfs/commit_protocol.h"
+#include "vfs/commit_window.h"
+#include "vfs/commit_window_client.h"
 #include "vfs/sidecar_link.h"
 #include "vfs/vfs_log.h"
 #include "vfs/wal_index_header.h"
@@ -27,11 +29,18 @@ constexpr int kShmLockCount = 8;
 
 struct DbFileState {
   DbFileState(std::string n, const SqliteApi& a, const VfsConfig& c)
-      : name(std::move(n)), api(a), link(c.socket_path) {}
+      : name(std::move(n)), api(a), link(c.socket_path), window(WindowPath(c)) {}
+
+  static std::string WindowPath(const VfsConfig& c) {
+    size_t slash = c.socket_path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : c.socket_path.substr(0, slash);
+    return dir + "/" + window::kFileName;
+  }
 
   std::string name;
   const SqliteApi& api;
   SidecarLink link;
+  CommitWindowClient window;  // entered from the commit check until the Commit is answered
   int lock = SQLITE_LOCK_NONE;
   bool begun = false;   // the sidecar approved a write transaction
   bool synced = false;  // the app fsynced the database since the last commit
@@ -81,7 +90,31 @@ int BeginWrite(DbFileState& s) {
   }
 }
 
+// Right before the commit point: may this node still commit? Refusing here
+// makes SQLite roll the transaction back, so the app's COMMIT fails and
+// nothing reaches the database (commit_window.h).
+int EnterCommitWindow(DbFileState& s) {
+  switch (s.window.Enter()) {
+    case CommitWindowClient::Verdict::kOpen:
+      return SQLITE_OK;
+    case CommitWindowClient::Verdict::kExpired:
+      LogWarning(SQLITE_BUSY, "commit to %s refused and rolled back: %s; retry once a primary holds it",
+                 s.name.c_str(), s.window.error().c_str());
+      return SQLITE_BUSY;
+    case CommitWindowClient::Verdict::kClosed:
+      LogWarning(SQLITE_READONLY, "commit to %s refused and rolled back: %s", s.name.c_str(),
+                 s.window.error().c_str());
+      return SQLITE_READONLY;
+    case CommitWindowClient::Verdict::kUnavailable:
+      break;
+  }
+  LogWarning(SQLITE_READONLY, "commit to %s refused and rolled back: %s", s.name.c_str(),
+             s.window.error().c_str());
+  return SQLITE_READONLY;
+}
+
 void EndWrite(DbFileState& s) {
+  s.window.Leave();
   if (s.begun) {
     wire::Message req;
     req.type = wire::MsgType::kAbort;
@@ -102,6 +135,7 @@ void SendCommit(DbFileState& s, const wire::Message& req) {
     LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar: %s",
                s.name.c_str(), reply->text.c_str());
   }
+  s.window.Leave();
   s.begun = false;  // a Commit ends the write transaction on the sidecar too
   s.synced = false;
   s.dirty.Clear();
@@ -280,6 +314,14 @@ int FileControl(sqlite3_file* f, int op, void* arg) {
       }
       return rc;
     }
+    case SQLITE_FCNTL_SYNC:
+      // Rollback journal: sent by the commit, after the pages are written
+      // and before the database is synced and the journal finalized.
+      if (s.begun && s.lock >= SQLITE_LOCK_RESERVED) {
+        int rc = EnterCommitWindow(s);
+        if (rc != SQLITE_OK) return rc;
+      }
+      break;
     case SQLITE_FCNTL_COMMIT_PHASETWO: {
       int rc = Real(f)->pMethods->xFileControl(Real(f), op, arg);
       CommitWrite(s);
@@ -395,6 +437,11 @@ const sqlite3_io_methods kMethods[3] = {MakeMethods(1), MakeMethods(2), MakeMeth
 
 bool IsManagedDbFile(const sqlite3_file* file) {
   return file && file->pMethods >= &kMethods[0] && file->pMethods <= &kMethods[2];
+}
+
+int EnterWalCommitWindow(sqlite3_file* db) {
+  DbFileState& s = State(db);
+  return s.wal_writing ? EnterCommitWindow(s) : SQLITE_OK;
 }
 
 void NoteWalSync(sqlite3_file* db) {

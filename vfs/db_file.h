@@ -3,7 +3,9 @@
 // Primary side: a write transaction must be approved by the sidecar when it
 // takes the RESERVED lock (Begin); every byte range written to the database
 // file while the handle holds RESERVED or more is remembered; at
-// SQLITE_FCNTL_COMMIT_PHASETWO (the commit point has passed, EXCLUSIVE is
+// SQLITE_FCNTL_SYNC, just before the commit point, the commit window
+// (commit_window.h) must still be open, or the commit fails and SQLite rolls
+// the transaction back. At SQLITE_FCNTL_COMMIT_PHASETWO (the commit point has passed, EXCLUSIVE is
 // still held) the ranges go to the sidecar (Commit), which reads the
 // committed pages from the file and writes the LTX before we return. A
 // transaction that ends without PHASETWO was rolled back (Abort).
@@ -34,6 +36,10 @@ void InitDbFile(sqlite3_file* file, sqlite3_file* real, std::string name,
 
 // True if `file` is a managed database opened by this library.
 bool IsManagedDbFile(const sqlite3_file* file);
+
+// A WAL commit frame of managed database `db` is about to be written: the
+// commit window check (SQLITE_OK, or the error that fails the commit).
+int EnterWalCommitWindow(sqlite3_file* db);
 
 // The WAL of managed database `db` was synced (xSync on the -wal file):
 // the transaction being written is durable in the WAL, so its LTX will be

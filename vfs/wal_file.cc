@@ -17,7 +17,20 @@ sqlite3_file* Real(sqlite3_file* f) { return Cast(f)->real; }
 
 int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
 int Read(sqlite3_file* f, void* b, int n, sqlite3_int64 o) { return Real(f)->pMethods->xRead(Real(f), b, n, o); }
+// SQLite writes each frame's 24-byte header on its own, before the page; a
+// commit frame's header has a non-zero database size at bytes 4..7.
+bool IsCommitFrameHeader(const void* b, int n, sqlite3_int64 o) {
+  constexpr int kFrameHeaderSize = 24;
+  constexpr sqlite3_int64 kWalHeaderSize = 32;
+  const auto* p = static_cast<const unsigned char*>(b);
+  return n == kFrameHeaderSize && o >= kWalHeaderSize && (p[4] | p[5] | p[6] | p[7]) != 0;
+}
+
 int Write(sqlite3_file* f, const void* b, int n, sqlite3_int64 o) {
+  if (IsCommitFrameHeader(b, n, o)) {
+    int rc = EnterWalCommitWindow(Cast(f)->db);
+    if (rc != SQLITE_OK) return rc;
+  }
   return Real(f)->pMethods->xWrite(Real(f), b, n, o);
 }
 int Truncate(sqlite3_file* f, sqlite3_int64 size) { return Real(f)->pMethods->xTruncate(Real(f), size); }

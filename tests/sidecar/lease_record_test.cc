@@ -13,6 +13,7 @@
 #include "sidecar/etcd_lease.h"
 #include "sidecar/lease_record.h"
 #include "sidecar/store.h"
+#include "vfs/commit_window_client.h"
 
 using litefs::Base64Decode;
 using litefs::Base64Encode;
@@ -111,7 +112,7 @@ TEST_CASE("fencing margin: a tenth of the TTL, at least 250 ms") {
   CHECK(litefs::FencingMargin(milliseconds(2000)) == milliseconds(250));
 }
 
-TEST_CASE("fencing: write approvals stop half a margin before commits do") {
+TEST_CASE("fencing: approvals stop half a margin early; apps see the window move with the role") {
   char dir_template[] = "/tmp/litefs-fence-XXXXXX";
   REQUIRE(mkdtemp(dir_template) != nullptr);
   std::string dir = dir_template;
@@ -119,19 +120,46 @@ TEST_CASE("fencing: write approvals stop half a margin before commits do") {
   env.dir = dir;
   env.data_dir = dir + "/.litefs";
   litefs::Store store(env);
+  using Verdict = litefs::vfs::CommitWindowClient::Verdict;
+  litefs::vfs::CommitWindowClient missing(dir + "/.litefs.window");
+  CHECK(missing.Enter() == Verdict::kUnavailable);
+  CHECK(missing.error().find("sidecar") != std::string::npos);
+
+  REQUIRE(store.OpenCommitWindow().ok());
+  litefs::vfs::CommitWindowClient app(dir + "/.litefs.window");
+  CHECK(app.Enter() == Verdict::kClosed);  // no role yet
+
   using namespace std::chrono;
   const auto now = steady_clock::now();
   store.set_approval_lead(milliseconds(500));
   store.BecomePrimary(now + milliseconds(300));
-  // Inside the lead: a transaction already approved may still commit, a new
-  // one is not approved (it could not be sure to commit before the deadline).
-  CHECK(store.accepting_commits());
+  // Inside the lead: no new transaction is approved, but one already open
+  // may still pass its commit point until the deadline.
   CHECK_FALSE(store.approving_writes());
+  CHECK(app.Enter() == Verdict::kOpen);
+  app.Leave();
   store.SetCommitDeadline(now + seconds(10));
   CHECK(store.approving_writes());
   store.SetCommitDeadline(now - milliseconds(1));
-  CHECK_FALSE(store.accepting_commits());
+  CHECK(app.Enter() == Verdict::kExpired);
+  CHECK_FALSE(app.entered());
+
+  // Stepping down waits for a commit between its check and its record.
+  store.SetCommitDeadline(now + seconds(10));
+  REQUIRE(app.Enter() == Verdict::kOpen);
+  store.CloseCommitWindow();
+  CHECK(store.is_primary());
+  CHECK_FALSE(store.approving_writes());
+  CHECK_FALSE(store.NoCommitInFlight());
+  app.Leave();
+  CHECK(store.NoCommitInFlight());
+  CHECK(app.Enter() == Verdict::kClosed);
+
+  store.BecomePrimary(std::nullopt);  // static lease: no deadline
+  CHECK(app.Enter() == Verdict::kOpen);
+  app.Leave();
   store.SetPrimary(std::nullopt);
+  CHECK(app.Enter() == Verdict::kClosed);
   CHECK_FALSE(store.approving_writes());
   std::filesystem::remove_all(dir);
 }

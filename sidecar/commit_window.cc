@@ -1,0 +1,78 @@
+// See commit_window.h.
+#include "sidecar/commit_window.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "vfs/commit_window.h"
+
+namespace litefs {
+namespace {
+
+uint64_t& OpenUntilWord(uint8_t* map) {
+  return *reinterpret_cast<uint64_t*>(map + window::kOpenUntilOffset);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CommitWindow>> CommitWindow::Open(const std::string& dir) {
+  const std::string path = dir + "/" + window::kFileName;
+  Result<fs::UniqueFd> fd = fs::Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (!fd.ok()) return fd.status();
+  // Apps running as another user only need to read it.
+  if (fchmod(fd->get(), 0644) != 0) return fs::ErrnoError("chmod", path);
+  struct stat st {};
+  if (fstat(fd->get(), &st) != 0) return fs::ErrnoError("stat", path);
+  if (size_t(st.st_size) != window::kFileSize && ftruncate(fd->get(), off_t(window::kFileSize)) != 0) {
+    return fs::ErrnoError("truncate", path);
+  }
+  void* p = mmap(nullptr, window::kFileSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd->get(), 0);
+  if (p == MAP_FAILED) return fs::ErrnoError("mmap", path);
+  auto* map = static_cast<uint8_t*>(p);
+  std::unique_ptr<CommitWindow> w(new CommitWindow(path, std::move(*fd), map));
+  w->Close();  // before the magic: a reader that sees the magic sees a valid word
+  std::memcpy(map + window::kMagicOffset, window::kMagic, sizeof window::kMagic);
+  return w;
+}
+
+CommitWindow::~CommitWindow() {
+  Close();  // apps must not commit on the word of a sidecar that is gone
+  munmap(map_, window::kFileSize);
+}
+
+void CommitWindow::Publish(uint64_t open_until_ns) {
+  std::atomic_ref<uint64_t>(OpenUntilWord(map_)).store(open_until_ns, std::memory_order_release);
+}
+
+void CommitWindow::OpenUntil(std::optional<std::chrono::steady_clock::time_point> deadline) {
+  if (!deadline) return Publish(window::kNoDeadline);
+  // steady_clock is CLOCK_MONOTONIC on Linux, the clock the apps read.
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+  Publish(ns <= 0 ? window::kClosed : uint64_t(ns));
+}
+
+void CommitWindow::Close() { Publish(window::kClosed); }
+
+bool CommitWindow::is_open() const {
+  return std::atomic_ref<uint64_t>(OpenUntilWord(map_)).load(std::memory_order_acquire) != window::kClosed;
+}
+
+bool CommitWindow::NoCommitInFlight() {
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = window::kLockOffset;
+  fl.l_len = window::kLockLength;
+  if (fcntl(fd_.get(), F_OFD_SETLK, &fl) != 0) return false;
+  fl.l_type = F_UNLCK;
+  fcntl(fd_.get(), F_OFD_SETLK, &fl);
+  return true;
+}
+
+}  // namespace litefs

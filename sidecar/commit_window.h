@@ -1,0 +1,46 @@
+// The sidecar side of the commit window (vfs/commit_window.h): publishes
+// until when the apps on this node may commit, and tells when no commit is
+// between its window check and its recorded Commit.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ltx/status.h"
+#include "sidecar/fsutil.h"
+
+namespace litefs {
+
+class CommitWindow {
+ public:
+  // Creates or reuses `<dir>/.litefs.window` (never replaced: apps keep it
+  // mapped across sidecar restarts) and publishes "closed".
+  static Result<std::unique_ptr<CommitWindow>> Open(const std::string& dir);
+  ~CommitWindow();
+  CommitWindow(const CommitWindow&) = delete;
+  CommitWindow& operator=(const CommitWindow&) = delete;
+
+  // Commits may pass their commit point until `deadline` (none: for as long
+  // as this node is the primary).
+  void OpenUntil(std::optional<std::chrono::steady_clock::time_point> deadline);
+  void Close();
+  bool is_open() const;
+
+  // True when no app holds the window (none is between its check and the
+  // sidecar's answer to its Commit). Non-blocking; after Close(), poll it.
+  bool NoCommitInFlight();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  CommitWindow(std::string path, fs::UniqueFd fd, uint8_t* map) : path_(std::move(path)), fd_(std::move(fd)), map_(map) {}
+  void Publish(uint64_t open_until_ns);
+
+  std::string path_;
+  fs::UniqueFd fd_;
+  uint8_t* map_;
+};
+
+}  // namespace litefs

@@ -1,0 +1,44 @@
+// The commit window: until when this node may pass SQLite's commit point.
+//
+// The sidecar publishes it in `<dir>/.litefs.window`, a small file every app
+// process maps read-only; the VFS checks it right before a transaction's
+// commit point (rollback journal: SQLITE_FCNTL_SYNC, sent after the pages
+// are written and before the database is synced and the journal finalized;
+// WAL: before the commit frame's header is written). A primary on an etcd
+// lease publishes its fencing deadline, a static primary "no deadline", a
+// replica "closed". The check costs a clock read, no round trip, and it is
+// made against the value of the moment: a lease that expires while a long
+// transaction is open fails that transaction's COMMIT (SQLite rolls it back)
+// instead of letting it commit locally and be lost when the node resyncs.
+//
+// Closing the window must also wait for commits already past the check. A
+// committing connection holds a shared OFD lock on byte 0 of the file from
+// the check until the sidecar answered its Commit (or the transaction ended
+// otherwise); the sidecar publishes "closed", then takes the exclusive lock
+// (retrying): once it has it, no transaction is between the check and its
+// recorded commit, and none can start. Locks die with their process.
+//
+// Both sides use CLOCK_MONOTONIC, which app and sidecar share on one host
+// (also across containers of a pod; not across time namespaces).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace litefs::window {
+
+inline constexpr const char* kFileName = ".litefs.window";
+inline constexpr size_t kFileSize = 4096;
+inline constexpr char kMagic[8] = {'L', 'F', 'S', 'W', 'I', 'N', 'D', '1'};
+inline constexpr size_t kMagicOffset = 0;
+// u64, CLOCK_MONOTONIC nanoseconds, 8-byte aligned, accessed atomically.
+inline constexpr size_t kOpenUntilOffset = 8;
+inline constexpr off_t kLockOffset = 0;
+inline constexpr off_t kLockLength = 1;
+
+inline constexpr uint64_t kClosed = 0;
+inline constexpr uint64_t kNoDeadline = UINT64_MAX;
+
+}  // namespace litefs::window
