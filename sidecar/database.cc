@@ -56,7 +56,8 @@ Database::Database(const DatabaseEnv& env, std::string name)
       pos_file_(env.dir + "/" + name_ + "-pos"),
       log_(env.data_dir + "/dbs/" + name_ + "/ltx"),
       strand_(env.loop),
-      snapshot_strand_(env.loop) {}
+      snapshot_strand_(env.loop),
+      durability_(env.data_dir + "/dbs/" + name_ + "/applies-unsynced", db_path_) {}
 
 ltx::Pos Database::pos() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -240,6 +241,11 @@ Status Database::RecoverJob() {
     SetPos(logged);
     return WritePosFile(logged, h.timestamp_ms);
   }
+  if (durability_.Marked()) {
+    Result<bool> rewound = RewindToDatabase(actual);
+    if (!rewound.ok()) return rewound.status();
+    if (*rewound) return Status();
+  }
   // The database changed without a capture: record its current state as
   // the next transaction so nothing committed is lost and replicas follow.
   if (!view->exists()) {
@@ -252,6 +258,26 @@ Status Database::RecoverJob() {
   if (!pos.ok()) return pos.status();
   SetPos(*pos);
   return WritePosFile(*pos, opts.timestamp_ms);
+}
+
+Result<bool> Database::RewindToDatabase(uint64_t actual) {
+  std::vector<ltx::TXIDRange> ranges = log_.Ranges();
+  for (auto it = ranges.rbegin(); it != ranges.rend(); ++it) {
+    Result<std::pair<ltx::Header, ltx::Trailer>> ends = log_.ReadEnds(*it);
+    if (!ends.ok() || ends->second.post_apply_checksum != actual) continue;
+    // Served to replicas from now on: it must be whole.
+    if (!ReadAndVerifyLtx(log_.PathFor(*it)).ok()) return false;
+    log::Warn("the database is behind its LTX log (replica applies lost with the power?); "
+              "going back to where it is and dropping the rest of the history",
+              {{"db", name_}, {"txid", ltx::FormatTXID(it->max_txid)},
+               {"logged_txid", ltx::FormatTXID(ranges.back().max_txid)}});
+    LITEFS_RETURN_IF_ERROR(log_.RemoveAllExcept(*it));
+    ltx::Pos pos{it->max_txid, actual};
+    SetPos(pos);
+    LITEFS_RETURN_IF_ERROR(WritePosFile(pos, ends->first.timestamp_ms));
+    return true;
+  }
+  return false;
 }
 
 Status Database::DropTornNewestLtx() {
@@ -472,21 +498,32 @@ Status Database::ApplyJob(const std::string& tmp_path) {
     }
   }
   ltx::TXIDRange range{header.min_txid, header.max_txid};
-  {
-    // Durable before it is named: a named file is always complete.
-    Result<fs::UniqueFd> f = fs::Open(tmp_path, O_RDONLY);
-    if (!f.ok()) return f.status();
-    if (fdatasync(f->get()) != 0) return fs::ErrnoError("fsync", tmp_path);
-  }
-  LITEFS_RETURN_IF_ERROR(log_.Install(tmp_path, range, /*sync=*/true));
+  // Nothing here is synced (replica_durability.h): the file was written
+  // whole before this job and is verified, so a crash of this process
+  // cannot leave it torn; a power failure is what the marker is for.
+  LITEFS_RETURN_IF_ERROR(durability_.BeforeUnsyncedApply());
+  LITEFS_RETURN_IF_ERROR(log_.Install(tmp_path, range, /*sync=*/false));
   if (header.IsSnapshot()) LITEFS_RETURN_IF_ERROR(log_.RemoveAllExcept(range));
-  Result<uint32_t> wal_frames =
-      ApplyToDatabase(db_path_, log_.PathFor(range), *ltx, checksums_, ApplyOptions{});
+  ApplyOptions options;
+  options.sync_wal = false;
+  Result<uint32_t> wal_frames = ApplyToDatabase(db_path_, log_.PathFor(range), *ltx, checksums_, options);
   if (!wal_frames.ok()) return wal_frames.status();
   wal_frames_ = *wal_frames;
+  if (header.commit == 0 || *wal_frames == 0) {
+    durability_.ReleaseWalIndex();  // deleted, or a rollback-mode database
+  } else {
+    durability_.HoldWalIndex();
+  }
   ltx::Pos next{header.max_txid, ltx->trailer.post_apply_checksum};
   SetPos(next);
   return WritePosFile(next, header.timestamp_ms);
+}
+
+void Database::MakeAppliesDurable() {
+  strand_.Post([this] {
+    Status st = durability_.MakeDurable(log_.dir());
+    if (!st.ok()) log::Error("cannot make the replica's applies durable", {{"db", name_}, {"error", st.message()}});
+  });
 }
 
 void Database::EnforceRetention(std::chrono::milliseconds retention) {

@@ -25,6 +25,7 @@
 #include "sidecar/ltx_log.h"
 #include "sidecar/ltx_writer.h"
 #include "sidecar/page_checksums.h"
+#include "sidecar/replica_durability.h"
 #include "sidecar/pos_file.h"
 #include "sidecar/strand.h"
 #include "vfs/commit_protocol.h"
@@ -115,6 +116,10 @@ class Database {
   // the log and applies it. The file is consumed either way.
   void ApplyReceived(std::string tmp_path, std::function<void(Status)> done);
 
+  // This node becomes the primary: what it applied as a replica (not
+  // synced one by one, replica_durability.h) is made durable first.
+  void MakeAppliesDurable();
+
   // Deletes LTX files older than `retention` (the newest always stays).
   void EnforceRetention(std::chrono::milliseconds retention);
 
@@ -146,6 +151,10 @@ class Database {
   // Deletes the newest LTX files while they fail verification (torn by a
   // crash while written in place).
   Status DropTornNewestLtx();
+  // Replica after a power failure: the database is behind its log. Goes
+  // back to the newest file whose post-apply checksum is `actual` and drops
+  // the rest of the history; false if no file matches.
+  Result<bool> RewindToDatabase(uint64_t actual);
   Result<ltx::Pos> CommitJob(const wire::Message& commit);
   Result<ltx::Pos> CaptureWal(const wire::WalFrames& frames, ltx::Pos prev, LtxWriteOptions opts);
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
@@ -173,6 +182,7 @@ class Database {
   Strand strand_;
   Strand snapshot_strand_;
   PageChecksums checksums_;  // strand-owned
+  ReplicaDurability durability_;  // strand-owned
   // Change counter (page 1, offset 24) at the last capture, 0 if unknown;
   // strand-owned. A rollback-mode commit bumps it by exactly one, so any
   // other value at the next capture means some commit bypassed the capture.

@@ -26,6 +26,10 @@ namespace litefs {
 
 struct ApplyOptions {
   std::chrono::milliseconds lock_timeout{10000};
+  // WAL mode: fdatasync the WAL before publishing the transaction. Replica
+  // applies do not (replica_durability.h); rollback-mode applies always sync
+  // their journal and the database, whatever this says.
+  bool sync_wal = true;
 };
 
 // An LTX file read through once: every check of the decoder passed (header,

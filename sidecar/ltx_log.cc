@@ -95,6 +95,14 @@ Status LtxLog::Remove(ltx::TXIDRange r) {
   return fs::RemoveFile(PathFor(r));
 }
 
+std::vector<ltx::TXIDRange> LtxLog::Ranges() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ltx::TXIDRange> out;
+  out.reserve(files_.size());
+  for (const auto& [max, min] : files_) out.push_back({min, max});
+  return out;
+}
+
 Status LtxLog::RemoveAllExcept(ltx::TXIDRange keep) {
   std::map<uint64_t, uint64_t> doomed;
   {

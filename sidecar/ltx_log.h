@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ltx/header.h"
 #include "ltx/pos.h"
@@ -35,6 +36,8 @@ class LtxLog {
   // The file with the highest max TXID.
   std::optional<ltx::TXIDRange> Latest() const;
   bool Has(ltx::TXIDRange r) const;
+  // Every file, oldest first.
+  std::vector<ltx::TXIDRange> Ranges() const;
   size_t size() const;
 
   // Renames `tmp` to its proper name; with `sync`, also fsyncs the directory.

@@ -106,6 +106,11 @@ void Store::BecomePrimary(std::optional<std::chrono::steady_clock::time_point> c
   if (window_) window_->OpenUntil(commit_deadline);
   bool was_primary = is_primary_;
   std::optional<PrimaryInfo> was = std::move(primary_);
+  if (!was_primary) {
+    // What this node applied as a replica becomes durable before it serves
+    // as primary (each database's strand runs this before any commit).
+    for (auto& [name, db] : dbs_) db->MakeAppliesDurable();
+  }
   is_primary_ = true;
   primary_.reset();
   WritePrimaryFile();

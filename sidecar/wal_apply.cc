@@ -366,7 +366,7 @@ Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& lt
     fh.Encode(frame.data());
     LITEFS_RETURN_IF_ERROR(fs::PwriteFull(wal_fd, frame.data(), frame.size(), wal::FrameOffset(frame_no, ps)));
   }
-  if (fdatasync(wal_fd) != 0) return fs::ErrnoError("fsync", db_path + "-wal");
+  if (options.sync_wal && fdatasync(wal_fd) != 0) return fs::ErrnoError("fsync", db_path + "-wal");
 
   LITEFS_RETURN_IF_ERROR(index->Append(first_frame, ltx.pgnos, h.mx_frame));
   h.version = wal::kIndexVersion;

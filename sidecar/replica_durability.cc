@@ -1,0 +1,46 @@
+// See replica_durability.h.
+#include "sidecar/replica_durability.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "sidecar/sqlite_locks.h"
+
+namespace litefs {
+
+Status ReplicaDurability::BeforeUnsyncedApply() {
+  if (marked_) return Status();
+  LITEFS_RETURN_IF_ERROR(fs::MakeDirs(fs::Dirname(marker_path_)));
+  LITEFS_RETURN_IF_ERROR(fs::WriteFileAtomic(
+      marker_path_, "replica applies since this file was written may not be on disk yet\n", /*sync=*/true));
+  marked_ = true;
+  return Status();
+}
+
+bool ReplicaDurability::Marked() const { return marked_ || fs::Exists(marker_path_); }
+
+void ReplicaDurability::HoldWalIndex() {
+  if (wal_index_hold_.valid()) return;
+  Result<fs::UniqueFd> fd = fs::Open(db_path_ + "-shm", O_RDWR | O_CLOEXEC);
+  if (!fd.ok()) return;
+  Result<bool> held = sqlite::TryLock(fd->get(), F_RDLCK, sqlite::kShmDmsByte, 1);
+  if (held.ok() && *held) wal_index_hold_ = std::move(fd).value();
+}
+
+void ReplicaDurability::ReleaseWalIndex() { wal_index_hold_.Reset(); }
+
+Status ReplicaDurability::MakeDurable(const std::string& ltx_dir) {
+  ReleaseWalIndex();
+  if (!Marked()) return Status();
+  for (const std::string& path : {ltx_dir, fs::Dirname(db_path_)}) {
+    Result<fs::UniqueFd> fd = fs::Open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!fd.ok()) return fd.status();
+    if (syncfs(fd->get()) != 0) return fs::ErrnoError("syncfs", path);
+  }
+  LITEFS_RETURN_IF_ERROR(fs::RemoveFile(marker_path_));
+  LITEFS_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(marker_path_)));
+  marked_ = false;
+  return Status();
+}
+
+}  // namespace litefs
