@@ -20,7 +20,7 @@
 #include "sidecar/metrics.h"
 #include "sidecar/sqlite_locks.h"
 #include "sidecar/wal_apply.h"
-#include "sidecar/wal_checkpointer.h"
+#include "sidecar/wal_checkpoint.h"
 
 namespace litefs {
 namespace {
@@ -466,9 +466,7 @@ void Database::ApplyReceived(std::string tmp_path, std::function<void(Status)> d
           last_apply_lag_ms_ = WallClockMs() - pos_timestamp_ms();
           if (env_.metrics) env_.metrics->apply.Observe(double(uv_hrtime() - start_ns) / 1e9);
           Finished(Status(), true);
-          if (wal_frames_ >= kReplicaCheckpointFrames && env_.checkpointer) {
-            env_.checkpointer->Run(db_path_);
-          }
+          MaybeCheckpoint();
         } else if (sqlite::IsLockTimeout(*result)) {
           // Readers (or a writer) kept the lock: nothing was changed, so
           // no recovery, which would only wait for the same lock again.
@@ -480,6 +478,25 @@ void Database::ApplyReceived(std::string tmp_path, std::function<void(Status)> d
           Recover();
         }
         done(*result);
+      });
+}
+
+void Database::MaybeCheckpoint() {
+  if (wal_frames_ < kReplicaCheckpointFrames) checkpoint_at_frames_ = kReplicaCheckpointFrames;  // started over
+  if (wal_frames_ < checkpoint_at_frames_ || checkpointing_) return;
+  checkpointing_ = true;
+  // On the strand: the applies received meanwhile run after it, and the
+  // next one starts the WAL over if every frame was copied.
+  auto copied_all = std::make_shared<Result<bool>>(false);
+  strand_.Post(
+      [this, copied_all] {
+        std::unique_lock<std::mutex> files(sqlite_files_mu_, std::try_to_lock);
+        if (files.owns_lock()) *copied_all = CheckpointReplicaWal(db_path_);
+      },
+      [this, copied_all] {
+        checkpointing_ = false;
+        if (!copied_all->ok()) log::Warn("replica checkpoint failed", {{"db", name_}, {"error", copied_all->message()}});
+        if (!copied_all->ok() || !**copied_all) checkpoint_at_frames_ = wal_frames_ + kReplicaCheckpointFrames;
       });
 }
 
@@ -504,16 +521,14 @@ Status Database::ApplyJob(const std::string& tmp_path) {
   LITEFS_RETURN_IF_ERROR(durability_.BeforeUnsyncedApply());
   LITEFS_RETURN_IF_ERROR(log_.Install(tmp_path, range, /*sync=*/false));
   if (header.IsSnapshot()) LITEFS_RETURN_IF_ERROR(log_.RemoveAllExcept(range));
+  const bool wal = header.commit != 0 && IsWalDatabase(db_path_);
+  if (!wal) durability_.ReleaseWal();  // the apply needs EXCLUSIVE, or deletes the files
   ApplyOptions options;
   options.sync_wal = false;
   Result<uint32_t> wal_frames = ApplyToDatabase(db_path_, log_.PathFor(range), *ltx, checksums_, options);
   if (!wal_frames.ok()) return wal_frames.status();
   wal_frames_ = *wal_frames;
-  if (header.commit == 0 || *wal_frames == 0) {
-    durability_.ReleaseWalIndex();  // deleted, or a rollback-mode database
-  } else {
-    durability_.HoldWalIndex();
-  }
+  if (wal) durability_.HoldWal();
   ltx::Pos next{header.max_txid, ltx->trailer.post_apply_checksum};
   SetPos(next);
   return WritePosFile(next, header.timestamp_ms);
@@ -661,6 +676,7 @@ void Database::Export(std::string path, std::function<void(Result<uint64_t>)> do
 }
 
 Result<uint64_t> Database::ExportJob(const std::string& path) {
+  std::lock_guard<std::mutex> files(sqlite_files_mu_);
   Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
   if (!fd.ok()) return fd.status();
   Result<sqlite::SharedLock> lock = sqlite::SharedLock::Acquire(fd->get(), kReadLockTimeout, db_path_);
@@ -689,6 +705,7 @@ Result<uint64_t> Database::ExportJob(const std::string& path) {
 }
 
 Result<SnapshotFile> Database::SnapshotJob(const std::string& path) {
+  std::lock_guard<std::mutex> files(sqlite_files_mu_);
   Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
   if (!fd.ok()) return fd.status();
   // SHARED keeps rollback-mode writers out, so the position read under it

@@ -28,6 +28,7 @@
 #include "sidecar/replica_durability.h"
 #include "sidecar/pos_file.h"
 #include "sidecar/strand.h"
+#include "sidecar/wal_checkpoint.h"
 #include "vfs/commit_protocol.h"
 
 namespace litefs {
@@ -38,7 +39,6 @@ struct NodeMetrics;
 
 struct DatabaseEnv {
   uv_loop_t* loop = nullptr;
-  WalCheckpointer* checkpointer = nullptr;  // replicas: keeps WAL files short
   std::string dir;       // the managed directory
   std::string data_dir;  // the sidecar's own state
   bool compress = true;
@@ -202,6 +202,9 @@ class Database {
   } wal_tail_;
 
   mutable std::mutex mu_;
+  // Held by snapshot and export jobs while they have the database's files
+  // open; a checkpoint (SQLite's POSIX locks) runs only when it is free.
+  std::mutex sqlite_files_mu_;
   ltx::Pos pos_;  // guarded by mu_
   int64_t pos_timestamp_ms_ = 0;  // guarded by mu_
   std::deque<PosChange> changes_;  // guarded by mu_
@@ -216,6 +219,12 @@ class Database {
   uint64_t apply_count_ = 0;
   int64_t last_apply_lag_ms_ = 0;
   bool import_waiting_ = false;
+  // Replica checkpoints (wal_checkpoint.h): after one that could not copy
+  // every frame (a reader holds an old snapshot), the next waits for
+  // another kReplicaCheckpointFrames frames.
+  bool checkpointing_ = false;
+  uint32_t checkpoint_at_frames_ = kReplicaCheckpointFrames;
+  void MaybeCheckpoint();
 };
 
 }  // namespace litefs

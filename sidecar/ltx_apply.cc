@@ -175,6 +175,14 @@ Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
   return Status();
 }
 
+bool IsWalDatabase(const std::string& db_path) {
+  if (fs::Exists(db_path + "-wal")) return true;
+  Result<fs::UniqueFd> fd = fs::Open(db_path, O_RDONLY);
+  if (!fd.ok()) return false;
+  Result<DbShape> shape = ReadDbShape(fd->get(), db_path);
+  return shape.ok() && shape->write_version == 2;
+}
+
 Result<uint32_t> ApplyToDatabase(const std::string& db_path, const std::string& ltx_path,
                                  const VerifiedLtx& ltx, PageChecksums& checksums,
                                  const ApplyOptions& options) {
@@ -186,15 +194,7 @@ Result<uint32_t> ApplyToDatabase(const std::string& db_path, const std::string& 
     checksums.Reset(0);
     return 0u;
   }
-  bool wal_mode = fs::Exists(db_path + "-wal");
-  if (!wal_mode) {
-    Result<fs::UniqueFd> fd = fs::Open(db_path, O_RDONLY);
-    if (fd.ok()) {
-      Result<DbShape> shape = ReadDbShape(fd->get(), db_path);
-      wal_mode = shape.ok() && shape->write_version == 2;
-    }
-  }
-  if (wal_mode) return ApplyLtxToWal(db_path, ltx_path, ltx, checksums, options);
+  if (IsWalDatabase(db_path)) return ApplyLtxToWal(db_path, ltx_path, ltx, checksums, options);
   LITEFS_RETURN_IF_ERROR(ApplyVerifiedLtx(db_path, ltx_path, ltx, checksums, options));
   return 0u;
 }

@@ -51,6 +51,10 @@ Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
                         const VerifiedLtx& ltx, PageChecksums& checksums,
                         const ApplyOptions& options);
 
+// Whether applies to `db_path` go to its WAL: it has a -wal file, or its
+// header says WAL mode.
+bool IsWalDatabase(const std::string& db_path);
+
 // Applies the verified file the way readers of `db_path` expect: appended to
 // the WAL when the database is in WAL mode or has a -wal file (connections
 // then read through the WAL, see wal_apply.h), else in place with a

@@ -28,7 +28,6 @@
 #include "sidecar/shell_words.h"
 #include "sidecar/log.h"
 #include "sidecar/node.h"
-#include "sidecar/wal_checkpointer.h"
 
 namespace {
 
@@ -292,9 +291,6 @@ int main(int argc, char** argv) {
   if (cmd == "promote") {
     litefs::http::GlobalInit();
     return litefs::PromoteMain(args);
-  }
-  if (cmd == "internal-checkpoint" && args.size() == 1) {
-    return litefs::WalCheckpointer::CheckpointMain(args[0]);
   }
   if (cmd == "version" || cmd == "-version" || cmd == "--version") {
     printf("litefs %s (commit %s)\n", LITEFS_VERSION, LITEFS_COMMIT);

@@ -48,8 +48,6 @@ Status Node::Start(std::function<void(Status)> ready, std::function<void(Status)
   env.compress = config_.data_compress;
   env.node_id = node_id_;
   env.metrics = &metrics_;
-  checkpointer_ = std::make_unique<WalCheckpointer>(loop_);
-  env.checkpointer = checkpointer_.get();
   store_ = std::make_unique<Store>(env);
   LITEFS_RETURN_IF_ERROR(store_->OpenCommitWindow());
   if (!config_.proxy.target.empty()) store_->set_proxy_url(config_.proxy.advertise_url);

@@ -29,7 +29,6 @@
 #include "proxy/reverse_proxy.h"
 #include "sidecar/store.h"
 #include "sidecar/store_proxy_backend.h"
-#include "sidecar/wal_checkpointer.h"
 
 namespace litefs {
 
@@ -79,7 +78,6 @@ class Node {
   Config config_;
   uint64_t node_id_ = 0;
   NodeMetrics metrics_;
-  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<http::CurlLoop> curl_;
   std::unique_ptr<NodeApi> api_;

@@ -19,18 +19,29 @@ Status ReplicaDurability::BeforeUnsyncedApply() {
 
 bool ReplicaDurability::Marked() const { return marked_ || fs::Exists(marker_path_); }
 
-void ReplicaDurability::HoldWalIndex() {
-  if (wal_index_hold_.valid()) return;
-  Result<fs::UniqueFd> fd = fs::Open(db_path_ + "-shm", O_RDWR | O_CLOEXEC);
-  if (!fd.ok()) return;
-  Result<bool> held = sqlite::TryLock(fd->get(), F_RDLCK, sqlite::kShmDmsByte, 1);
-  if (held.ok() && *held) wal_index_hold_ = std::move(fd).value();
+void ReplicaDurability::HoldWal() {
+  if (!db_hold_.valid()) {
+    Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY | O_CLOEXEC);
+    if (!fd.ok()) return;
+    Result<bool> held = sqlite::TryLock(fd->get(), F_RDLCK, sqlite::kSharedFirst, sqlite::kSharedSize);
+    if (!held.ok() || !*held) return;
+    db_hold_ = std::move(fd).value();
+  }
+  if (!wal_index_hold_.valid()) {
+    Result<fs::UniqueFd> fd = fs::Open(db_path_ + "-shm", O_RDWR | O_CLOEXEC);
+    if (!fd.ok()) return;
+    Result<bool> held = sqlite::TryLock(fd->get(), F_RDLCK, sqlite::kShmDmsByte, 1);
+    if (held.ok() && *held) wal_index_hold_ = std::move(fd).value();
+  }
 }
 
-void ReplicaDurability::ReleaseWalIndex() { wal_index_hold_.Reset(); }
+void ReplicaDurability::ReleaseWal() {
+  wal_index_hold_.Reset();
+  db_hold_.Reset();
+}
 
 Status ReplicaDurability::MakeDurable(const std::string& ltx_dir) {
-  ReleaseWalIndex();
+  ReleaseWal();
   if (!Marked()) return Status();
   for (const std::string& path : {ltx_dir, fs::Dirname(db_path_)}) {
     Result<fs::UniqueFd> fd = fs::Open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -22,10 +22,12 @@
 // file systems and removes the marker: what the node serves as primary is
 // durable.
 //
-// One more hold keeps applies cheap: after a WAL apply the sidecar keeps the
-// wal-index in use (a shared lock on its DMS byte), so that the next apply
-// does not find the index unused and fold the WAL into the database (a sync)
-// as it must when nobody else holds it.
+// While a replica database is in WAL mode the sidecar also keeps it in use,
+// like a long-lived reader: a SHARED lock on the database and a shared lock
+// on the wal-index's DMS byte. No closing connection (an app's, or the
+// checkpointer's) can then take EXCLUSIVE to checkpoint with syncs and
+// delete the WAL and -shm under the applies, and no apply finds the index
+// unused and has to fold the WAL into the database (another sync).
 #pragma once
 
 #include <string>
@@ -46,8 +48,9 @@ class ReplicaDurability {
   bool Marked() const;
 
   // After a WAL apply; idempotent. Failures only cost a sync later.
-  void HoldWalIndex();
-  void ReleaseWalIndex();
+  void HoldWal();
+  // Before an apply that needs EXCLUSIVE (rollback mode) or deletes the files.
+  void ReleaseWal();
 
   // Syncs what was applied (the file systems holding the database and
   // `ltx_dir`) and removes the marker.
@@ -57,7 +60,8 @@ class ReplicaDurability {
   std::string marker_path_;
   std::string db_path_;
   bool marked_ = false;  // known durable in this process
-  fs::UniqueFd wal_index_hold_;
+  fs::UniqueFd db_hold_;         // SHARED range read-locked
+  fs::UniqueFd wal_index_hold_;  // DMS byte read-locked
 };
 
 }  // namespace litefs
