@@ -78,6 +78,24 @@ def etcd(tmp_path):
     e.stop(signal.SIGKILL)
 
 
+def settle(nodes, expected_rows):
+    """The nodes converge on `expected_rows`, no two commit windows
+    overlapped, and every sidecar stops cleanly."""
+    wait_for(lambda: converged(nodes, DB), 15, interval=0.1, what="the nodes to converge")
+    for n in nodes:
+        assert rows(n, DB) == expected_rows, n.name
+    assert_no_overlap(nodes)
+    for n in nodes:
+        assert n.stop() == 0
+
+
+def clean_up(app, nodes):
+    if app:
+        app.kill()
+    for n in nodes:
+        n.stop()
+
+
 def setup_db(primary, mode):
     primary.sqlite(DB, f"PRAGMA journal_mode={mode}; CREATE TABLE t(id TEXT PRIMARY KEY, at REAL);"
                        "INSERT INTO t VALUES('before', 0)")
@@ -111,16 +129,9 @@ def test_transaction_open_across_lease_expiry_fails_at_commit(tmp_path, etcd, mo
         primary.sqlite(DB, "INSERT INTO t VALUES('after', 1)")
         # Exactly one transaction since: the refused one left no trace.
         assert txid(primary) == before + 1
-        wait_for(lambda: converged(nodes, DB), 15, interval=0.1, what="the nodes to converge")
-        assert rows(primary, DB) == rows(replica, DB) == {"before", "after"}
-        assert_no_overlap(nodes)
-        for n in nodes:
-            assert n.stop() == 0
+        settle(nodes, {"before", "after"})
     finally:
-        if app:
-            app.kill()
-        for n in nodes:
-            n.stop()
+        clean_up(app, nodes)
 
 
 @pytest.mark.parametrize("mode", ["wal", "delete"])
@@ -147,16 +158,9 @@ def test_transaction_open_across_handoff_fails_at_commit(tmp_path, etcd, mode):
         assert lines[-1] == "absent", lines
 
         new.sqlite(DB, "INSERT INTO t VALUES('after', 1)")
-        wait_for(lambda: converged(nodes, DB), 15, interval=0.1, what="the nodes to converge")
-        assert rows(old, DB) == rows(new, DB) == {"before", "after"}
+        settle(nodes, {"before", "after"})
         # The old primary did not record the refused transaction as its own
         # (the new primary would then have resynced it by snapshot).
         assert "sending snapshot" not in new.log_text()
-        assert_no_overlap(nodes)
-        for n in nodes:
-            assert n.stop() == 0
     finally:
-        if app:
-            app.kill()
-        for n in nodes:
-            n.stop()
+        clean_up(app, nodes)

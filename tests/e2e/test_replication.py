@@ -256,11 +256,12 @@ def test_lag_file(cluster):
 
 
 def test_replica_wal_stays_short_under_sustained_writes(cluster):
-    """A replica's WAL is checkpointed (SQLite's PASSIVE checkpoint in a
-    child process) every 1,000 frames while applies wait, so the checkpoint
-    folds every frame and the next apply starts the WAL over: under a steady
-    stream of commits the file stays near 1,000 frames instead of growing
-    with the stream."""
+    """A replica's WAL is checkpointed (SQLite's PASSIVE checkpoint, between
+    two applies) every 1,000 frames, so the checkpoint folds every frame and
+    the next apply starts the WAL over: under a steady stream of commits the
+    file stays near 1,000 frames instead of growing with the stream. (The
+    checkpoint once ran on a connection that had not opened the WAL yet and
+    did nothing.)"""
     p, r = cluster.primary, cluster.replica
     p.python(f"""
 import sqlite3
