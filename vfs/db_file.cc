@@ -102,9 +102,6 @@ int EnterCommitWindow(DbFileState& s) {
                  s.name.c_str(), s.window.error().c_str());
       return SQLITE_BUSY;
     case CommitWindowClient::Verdict::kClosed:
-      LogWarning(SQLITE_READONLY, "commit to %s refused and rolled back: %s", s.name.c_str(),
-                 s.window.error().c_str());
-      return SQLITE_READONLY;
     case CommitWindowClient::Verdict::kUnavailable:
       break;
   }
