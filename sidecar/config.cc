@@ -313,6 +313,9 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   LITEFS_RETURN_IF_ERROR(d.String(etcd, "key", "lease.etcd.key", &e.key));
   LITEFS_RETURN_IF_ERROR(d.Dur(etcd, "ttl", "lease.etcd.ttl", &e.ttl));
   LITEFS_RETURN_IF_ERROR(d.Dur(etcd, "lock-delay", "lease.etcd.lock-delay", &e.lock_delay));
+  LITEFS_RETURN_IF_ERROR(d.String(etcd, "ca-file", "lease.etcd.ca-file", &e.ca_file));
+  LITEFS_RETURN_IF_ERROR(d.String(etcd, "cert-file", "lease.etcd.cert-file", &e.cert_file));
+  LITEFS_RETURN_IF_ERROR(d.String(etcd, "key-file", "lease.etcd.key-file", &e.key_file));
 
   Section log;
   LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", &log));
@@ -373,7 +376,7 @@ Status ValidateEtcdLease(const Raw& raw, Config* cfg, int http_port) {
     if (lease.promote) return Status::Error("lease.promote needs lease.type etcd");
     return Status();
   }
-  const Config::Lease::Etcd& e = lease.etcd;
+  Config::Lease::Etcd& e = lease.etcd;
   if (e.endpoints.empty()) {
     return Status::Error("lease.etcd.endpoints is required with lease.type etcd "
                          "(e.g. [\"http://127.0.0.1:2379\"])");
@@ -383,6 +386,20 @@ Status ValidateEtcdLease(const Raw& raw, Config* cfg, int http_port) {
     if (!why.empty()) return Status::Error("lease.etcd.endpoints: " + Quote(url) + " " + why);
   }
   if (e.key.empty()) return Status::Error("lease.etcd.key must not be empty");
+  if (e.cert_file.empty() != e.key_file.empty()) {
+    return Status::Error("lease.etcd.cert-file and lease.etcd.key-file go together");
+  }
+  for (const auto& [key, path] : {std::pair{"lease.etcd.ca-file", &e.ca_file},
+                                  std::pair{"lease.etcd.cert-file", &e.cert_file},
+                                  std::pair{"lease.etcd.key-file", &e.key_file}}) {
+    if (path->empty()) continue;
+    Result<std::string> abs = AbsolutePath(*path, key);
+    if (!abs.ok()) return abs.status();
+    *path = *abs;
+    if (access(path->c_str(), R_OK) != 0) {
+      return Status::Error(std::string(key) + ": cannot read " + *path + ": " + strerror(errno));
+    }
+  }
   if (e.ttl < std::chrono::seconds(2) || e.ttl.count() % 1000 != 0) {
     return Status::Error("lease.etcd.ttl must be whole seconds, at least 2s (etcd's minimum)");
   }
@@ -547,15 +564,15 @@ Result<std::string> FindConfigFile(std::optional<std::string> explicit_path) {
 }
 
 std::string CheckEtcdEndpoint(std::string_view url) {
-  if (url.rfind("https://", 0) == 0) return "uses https, which is not supported (use http://)";
-  if (url.rfind("http://", 0) != 0) return "must start with http://";
-  std::string_view rest = url.substr(7);
+  const size_t scheme = url.rfind("https://", 0) == 0 ? 8 : url.rfind("http://", 0) == 0 ? 7 : 0;
+  if (scheme == 0) return "must start with http:// or https://";
+  std::string_view rest = url.substr(scheme);
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   if (rest.empty()) return "has no host";
   if (rest.find('/') != std::string_view::npos) return "must not have a path";
   Result<std::pair<std::string, int>> hp = ParseHostPort(rest);
   if (!hp.ok() || hp->first.empty() || hp->second == 0) {
-    return "must be http://host:port (e.g. http://127.0.0.1:2379)";
+    return "must be http(s)://host:port (e.g. http://127.0.0.1:2379)";
   }
   return "";
 }

@@ -41,7 +41,11 @@ struct Config {
     bool promote = false;        // etcd: after catching up, ask for a handoff
 
     struct Etcd {
-      std::vector<std::string> endpoints;  // http://host:port, tried in turn
+      std::vector<std::string> endpoints;  // http(s)://host:port, tried in turn
+      // TLS towards https endpoints (PEM files): the CA that signed etcd's
+      // certificate (empty: the system's CAs) and this node's client
+      // certificate and key (for etcd's --client-cert-auth).
+      std::string ca_file, cert_file, key_file;
       std::string key = "litefs/primary";
       Duration ttl = std::chrono::seconds(10);
       Duration lock_delay = std::chrono::seconds(1);

@@ -120,7 +120,10 @@ std::string CurlLoop::Configure(Transfer* t) {
   set(CURLOPT_ERRORBUFFER, t->errbuf);
   set(CURLOPT_NOSIGNAL, 1L);
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-  set(CURLOPT_PROTOCOLS_STR, "http");
+  set(CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!req.tls.ca_file.empty()) set(CURLOPT_CAINFO, req.tls.ca_file.c_str());
+  if (!req.tls.cert_file.empty()) set(CURLOPT_SSLCERT, req.tls.cert_file.c_str());
+  if (!req.tls.key_file.empty()) set(CURLOPT_SSLKEY, req.tls.key_file.c_str());
   set(CURLOPT_NOPROXY, "*");
   set(CURLOPT_TCP_KEEPALIVE, 1L);
   set(CURLOPT_TCP_NODELAY, 1L);

@@ -71,6 +71,12 @@ struct ClientRequest {
   // bytes are held (kPause or Pause). 0 = off. Message: "<METHOD> <URL>: no data received
   // for <N> ms (idle timeout)".
   long idle_timeout_ms = 0;
+  // https: PEM files; empty = the system's CAs, no client certificate.
+  struct Tls {
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+  } tls;
 
   // Once, when the final (non-1xx) response headers are complete. Header names
   // are as received; values have surrounding whitespace trimmed.

@@ -53,8 +53,8 @@ Result<json> ParseJson(const std::string& text) {
 }  // namespace
 
 EtcdClient::EtcdClient(http::CurlLoop& curl, std::vector<std::string> endpoints,
-                       long request_timeout_ms)
-    : curl_(curl), endpoints_(std::move(endpoints)), request_timeout_ms_(request_timeout_ms) {
+                       long request_timeout_ms, http::ClientRequest::Tls tls)
+    : curl_(curl), endpoints_(std::move(endpoints)), tls_(std::move(tls)), request_timeout_ms_(request_timeout_ms) {
   for (std::string& e : endpoints_) {
     while (!e.empty() && e.back() == '/') e.pop_back();
   }
@@ -75,6 +75,7 @@ void EtcdClient::Call(const std::string& what, const std::string& path, std::str
   http::ClientRequest req;
   req.method = "POST";
   req.url = endpoints_[index] + path;
+  req.tls = tls_;
   req.headers = {{"Content-Type", "application/json"}};
   req.body = std::move(body);
   req.connect_timeout_ms = request_timeout_ms_;
@@ -209,6 +210,7 @@ uint64_t EtcdClient::Watch(std::string_view key, int64_t from_revision, long idl
   http::ClientRequest req;
   req.method = "POST";
   req.url = endpoints_[index] + "/v3/watch";
+  req.tls = tls_;
   req.headers = {{"Content-Type", "application/json"}};
   req.body = body.dump();
   req.connect_timeout_ms = request_timeout_ms_;

@@ -44,8 +44,10 @@ struct EtcdWatchEvent {
 
 class EtcdClient {
  public:
-  // `endpoints`: http://host:port URLs (checked by CheckEtcdEndpoint, config.h).
-  EtcdClient(http::CurlLoop& curl, std::vector<std::string> endpoints, long request_timeout_ms);
+  // `endpoints`: http:// or https://host:port URLs (checked by CheckEtcdEndpoint, config.h).
+  // `tls` applies to https endpoints (CA, client certificate and key).
+  EtcdClient(http::CurlLoop& curl, std::vector<std::string> endpoints, long request_timeout_ms,
+             http::ClientRequest::Tls tls = {});
   ~EtcdClient();
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;
@@ -86,6 +88,7 @@ class EtcdClient {
 
   http::CurlLoop& curl_;
   std::vector<std::string> endpoints_;
+  http::ClientRequest::Tls tls_;
   size_t current_ = 0;
   long request_timeout_ms_;
   std::set<uint64_t> transfers_;  // in flight, cancelled on destruction

@@ -257,7 +257,8 @@ Status Node::StartEtcdLease() {
   const Config::Lease& lease = config_.lease;
   // Requests give up well inside the TTL so that a renewal can be retried.
   long timeout_ms = long(std::max<int64_t>(500, lease.etcd.ttl.count() / 3));
-  etcd_ = std::make_unique<EtcdClient>(*curl_, lease.etcd.endpoints, timeout_ms);
+  http::ClientRequest::Tls tls{lease.etcd.ca_file, lease.etcd.cert_file, lease.etcd.key_file};
+  etcd_ = std::make_unique<EtcdClient>(*curl_, lease.etcd.endpoints, timeout_ms, std::move(tls));
   EtcdLeaseOptions options;
   options.key = lease.etcd.key;
   options.ttl = lease.etcd.ttl;

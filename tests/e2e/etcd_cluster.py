@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -22,12 +23,35 @@ ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 KEY = "litefs/primary"
 
 
-class Etcd:
-    """One etcd member listening on `host` (loopback unless told)."""
+def make_certificates(where):
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client
+    certificate it signed (PEM files in `where`)."""
+    where = Path(where)
+    where.mkdir(parents=True, exist_ok=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
-    def __init__(self, root, host="127.0.0.1", netns=None):
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True, timeout=30)
+
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=litefs-test-ca")
+    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, ext in (("server", ["-extfile", "san.ext"]), ("client", [])):
+        run("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", *ext)
+    return {name: where / name for name in
+            ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+class Etcd:
+    """One etcd member listening on `host` (loopback unless told); with
+    `certs` (make_certificates) it serves https and requires client
+    certificates."""
+
+    def __init__(self, root, host="127.0.0.1", netns=None, certs=None):
         self.dir = Path(root) / "etcd"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.certs = certs
         self.host = host
         self.client_port = free_port()
         self.peer_port = free_port()
@@ -35,20 +59,28 @@ class Etcd:
         self.proc = None
 
     @property
+    def scheme(self):
+        return "https" if self.certs else "http"
+
+    @property
     def url(self):
-        return f"http://{self.host}:{self.client_port}"
+        return f"{self.scheme}://{self.host}:{self.client_port}"
 
     def start(self, timeout=20):
         peer = f"http://127.0.0.1:{self.peer_port}"
-        listen = f"http://{self.host}:{self.client_port}"
+        listen = self.url
         if self.host != "127.0.0.1":
-            listen += f",http://127.0.0.1:{self.client_port}"
+            listen += f",{self.scheme}://127.0.0.1:{self.client_port}"
+        tls = []
+        if self.certs:
+            tls = ["--cert-file", str(self.certs["server.pem"]), "--key-file", str(self.certs["server.key"]),
+                   "--trusted-ca-file", str(self.certs["ca.pem"]), "--client-cert-auth"]
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [ETCD, "--name", "default", "--data-dir", str(self.dir / "data"),
              "--listen-client-urls", listen, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"default={peer}"],
+             "--initial-cluster", f"default={peer}", *tls],
             stdout=self.logf, stderr=subprocess.STDOUT)
         wait_for(lambda: self._alive(), timeout, interval=0.05, what="etcd to answer")
         return self
@@ -71,9 +103,13 @@ class Etcd:
     def get(self, key, timeout=2):
         """The key's value (bytes), None if absent, False if etcd did not answer."""
         body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        context = None
+        if self.certs:
+            context = ssl.create_default_context(cafile=str(self.certs["ca.pem"]))
+            context.load_cert_chain(str(self.certs["client.pem"]), str(self.certs["client.key"]))
         try:
-            req = urllib.request.Request(f"http://127.0.0.1:{self.client_port}/v3/kv/range", body)
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            req = urllib.request.Request(f"{self.scheme}://127.0.0.1:{self.client_port}/v3/kv/range", body)
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
                 kvs = json.loads(r.read()).get("kvs")
         except OSError:
             return False
@@ -86,7 +122,8 @@ class EtcdNode(Node):
     network namespace `netns` if given."""
 
     def __init__(self, root, name, etcd_urls, candidate=True, ttl="3s", lock_delay="500ms",
-                 bind="127.0.0.1", port=None, extra_lease="", listen_all=False, netns=None):
+                 bind="127.0.0.1", port=None, extra_lease="", listen_all=False, netns=None,
+                 extra_etcd=""):
         self.name = name
         self.dir = Path(root) / name / "dir"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +142,8 @@ class EtcdNode(Node):
             f"  hostname: {name}\n"
             f"  advertise-url: \"http://{bind}:{self.port}\"\n"
             f"  reconnect-delay: 100ms\n" + extra_lease +
-            f"  etcd:\n    endpoints: [{endpoints}]\n    ttl: {ttl}\n    lock-delay: {lock_delay}\n")
+            f"  etcd:\n    endpoints: [{endpoints}]\n    ttl: {ttl}\n    lock-delay: {lock_delay}\n"
+            + extra_etcd)
         self.proc = None
 
     def start(self, wait=True):

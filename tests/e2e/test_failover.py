@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from etcd_cluster import (Etcd, EtcdNode, Writer, assert_no_overlap, converged, primary_of,
-                          rows)
+from etcd_cluster import (Etcd, EtcdNode, Writer, assert_no_overlap, converged, make_certificates,
+                          primary_of, rows)
 from litefs_cluster import LITEFS, wait_for
 
 TTL = 3.0
@@ -279,6 +279,43 @@ def test_cluster_id_is_kept_in_etcd(tmp_path, etcd):
         stop_cleanly(nodes)
     finally:
         stop_all(nodes)
+
+
+def test_etcd_over_tls_with_client_certificates(tmp_path):
+    """etcd serving https and requiring client certificates (as a Kubernetes
+    etcd does): a node with the CA, its certificate and key takes the lease
+    and fails over as over http; one without a client certificate is
+    refused by etcd, says so, and never becomes primary."""
+    certs = make_certificates(tmp_path / "certs")
+    etcd = Etcd(tmp_path, certs=certs).start()
+    tls = (f"    ca-file: {certs['ca.pem']}\n    cert-file: {certs['client.pem']}\n"
+           f"    key-file: {certs['client.key']}\n")
+    nodes = []
+    try:
+        first = EtcdNode(tmp_path, "first", [etcd.url], extra_etcd=tls).start()
+        nodes.append(first)
+        wait_for(first.is_primary, 10, what="the node to take the lease over https")
+        first.sqlite(DB, "PRAGMA journal_mode=WAL; CREATE TABLE t(id TEXT PRIMARY KEY, at REAL);"
+                         "INSERT INTO t VALUES('a', 0)")
+        second = EtcdNode(tmp_path, "second", [etcd.url], extra_etcd=tls).start()
+        nodes.append(second)
+        wait_for(lambda: converged(nodes, DB), 10, what="the second node to follow")
+        anonymous = EtcdNode(tmp_path, "anonymous", [etcd.url],
+                             extra_etcd=f"    ca-file: {certs['ca.pem']}\n").start()
+        nodes.append(anonymous)
+        wait_for(lambda: "cannot read the lease key from etcd" in anonymous.log_text(), 10,
+                 what="the node without a client certificate to report etcd's refusal")
+        assert "bad certificate" in anonymous.log_text()
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.proc.wait(10) == 0
+        wait_for(second.is_primary, TTL, interval=0.02, what="the handover over https")
+        assert not anonymous.is_primary()
+        second.sqlite(DB, "INSERT INTO t VALUES('b', 1)")
+        assert rows(second, DB) == {"a", "b"}
+        stop_cleanly([second, anonymous])
+    finally:
+        stop_all(nodes)
+        etcd.stop(signal.SIGKILL)
 
 
 def released(value):

@@ -298,6 +298,12 @@ TEST_CASE("config: etcd lease keys and their defaults") {
   // This node's advertise URL defaults to its hostname and API port.
   CHECK(c.lease.advertise_url == "http://node-a:20300");
 
+  Config tls = MustParse("dir: /d\nlease:\n  type: etcd\n  etcd:\n    endpoints: [\"https://e:2379\"]\n"
+                         "    ca-file: /etc/hostname\n    cert-file: /etc/hostname\n    key-file: /etc/hostname\n", false);
+  CHECK(tls.lease.etcd.endpoints == std::vector<std::string>{"https://e:2379"});
+  CHECK(tls.lease.etcd.ca_file == "/etc/hostname");
+  CHECK(tls.lease.etcd.key_file == "/etc/hostname");
+
   Config d = MustParse("dir: /d\nlease:\n  type: etcd\n  etcd:\n    endpoints: http://e:2379\n", false);
   CHECK(d.lease.etcd.endpoints == std::vector<std::string>{"http://e:2379"});
   CHECK(d.lease.etcd.key == "litefs/primary");
@@ -313,11 +319,14 @@ TEST_CASE("config: etcd lease errors") {
   CHECK(ParseError(head) ==
         "lease.etcd.endpoints is required with lease.type etcd (e.g. [\"http://127.0.0.1:2379\"])");
   CHECK(ParseError(head + "  etcd:\n    endpoints: [\"127.0.0.1:2379\"]\n") ==
-        "lease.etcd.endpoints: \"127.0.0.1:2379\" must start with http://");
-  CHECK(ParseError(head + "  etcd:\n    endpoints: [\"https://e:2379\"]\n") ==
-        "lease.etcd.endpoints: \"https://e:2379\" uses https, which is not supported (use http://)");
+        "lease.etcd.endpoints: \"127.0.0.1:2379\" must start with http:// or https://");
   CHECK(ParseError(head + "  etcd:\n    endpoints: [\"http://e\"]\n") ==
-        "lease.etcd.endpoints: \"http://e\" must be http://host:port (e.g. http://127.0.0.1:2379)");
+        "lease.etcd.endpoints: \"http://e\" must be http(s)://host:port (e.g. http://127.0.0.1:2379)");
+  const std::string tls = "  etcd:\n    endpoints: [\"https://e:2379\"]\n";
+  CHECK(ParseError(head + tls + "    cert-file: /etc/hostname\n") ==
+        "lease.etcd.cert-file and lease.etcd.key-file go together");
+  CHECK(ParseError(head + tls + "    ca-file: /nonexistent/ca.pem\n") ==
+        "lease.etcd.ca-file: cannot read /nonexistent/ca.pem: No such file or directory");
   CHECK(ParseError(head + "  etcd:\n    endpoints: [\"http://e:2379/v3\"]\n") ==
         "lease.etcd.endpoints: \"http://e:2379/v3\" must not have a path");
   CHECK(ParseError(head + "  etcd:\n    endpoints: {a: b}\n").rfind(
