@@ -71,16 +71,22 @@ Result<PosFile::Swap> PosFile::WriteSpareAndSwap(std::string_view content,
     struct timespec times[2] = {*mtime, *mtime};
     if (futimens(fd->get(), times) != 0) st = fs::ErrnoError("set the time of", spare_path_);
   }
+  if (!st.ok()) return st;
+  // The lease is held until the new content is in place under the name: a
+  // reader that looked the name up while this file was still `-pos` (before
+  // the last swap) and opens it only now waits in open() until then, and so
+  // never reads a position that `-pos` does not show yet.
+  Swap result = Swap::kDone;
+  if (renameat2(AT_FDCWD, spare_path_.c_str(), AT_FDCWD, path_.c_str(), RENAME_EXCHANGE) != 0 &&
+      rename(spare_path_.c_str(), path_.c_str()) != 0) {
+    // No `-pos` yet (ENOENT) or no RENAME_EXCHANGE here: a plain rename is
+    // just as atomic for readers; the spare is created again next time.
+    st = fs::ErrnoError("rename", spare_path_);
+  }
   fcntl(fd->get(), F_SETLEASE, F_UNLCK);
   fd->Reset();
   if (!st.ok()) return st;
-  if (renameat2(AT_FDCWD, spare_path_.c_str(), AT_FDCWD, path_.c_str(), RENAME_EXCHANGE) == 0) {
-    return Swap::kDone;
-  }
-  // No `-pos` yet (ENOENT), or no RENAME_EXCHANGE here: a plain rename is
-  // just as atomic for readers; the spare is created again next time.
-  if (rename(spare_path_.c_str(), path_.c_str()) != 0) return fs::ErrnoError("rename", spare_path_);
-  return Swap::kDone;
+  return result;
 }
 
 }  // namespace litefs
