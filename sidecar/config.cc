@@ -316,6 +316,8 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   LITEFS_RETURN_IF_ERROR(d.String(etcd, "ca-file", "lease.etcd.ca-file", &e.ca_file));
   LITEFS_RETURN_IF_ERROR(d.String(etcd, "cert-file", "lease.etcd.cert-file", &e.cert_file));
   LITEFS_RETURN_IF_ERROR(d.String(etcd, "key-file", "lease.etcd.key-file", &e.key_file));
+  LITEFS_RETURN_IF_ERROR(d.String(etcd, "username", "lease.etcd.username", &e.username));
+  LITEFS_RETURN_IF_ERROR(d.String(etcd, "password", "lease.etcd.password", &e.password));
 
   Section log;
   LITEFS_RETURN_IF_ERROR(d.ReadSection(d.Sub(top, "log"), "log", &log));
@@ -386,6 +388,9 @@ Status ValidateEtcdLease(const Raw& raw, Config* cfg, int http_port) {
     if (!why.empty()) return Status::Error("lease.etcd.endpoints: " + Quote(url) + " " + why);
   }
   if (e.key.empty()) return Status::Error("lease.etcd.key must not be empty");
+  if (e.username.empty() && !e.password.empty()) {
+    return Status::Error("lease.etcd.password needs lease.etcd.username");
+  }
   if (e.cert_file.empty() != e.key_file.empty()) {
     return Status::Error("lease.etcd.cert-file and lease.etcd.key-file go together");
   }

@@ -46,6 +46,8 @@ struct Config {
       // certificate (empty: the system's CAs) and this node's client
       // certificate and key (for etcd's --client-cert-auth).
       std::string ca_file, cert_file, key_file;
+      // etcd's user/password authentication (--auth); empty user: none.
+      std::string username, password;
       std::string key = "litefs/primary";
       Duration ttl = std::chrono::seconds(10);
       Duration lock_delay = std::chrono::seconds(1);

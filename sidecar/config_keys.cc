@@ -30,6 +30,8 @@ const std::vector<ConfigKey>& ConfigKeys() {
       {"lease.etcd.ca-file", ""},
       {"lease.etcd.cert-file", ""},
       {"lease.etcd.key-file", ""},
+      {"lease.etcd.username", ""},
+      {"lease.etcd.password", ""},
       {"lease.demote-delay", "there is no manual demotion; use POST /handoff"},
       {"lease.databases", "every database replicates"},
       {"lease.consul", "Consul is not supported: use lease.type etcd"},

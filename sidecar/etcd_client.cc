@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sidecar/base64.h"
+#include "sidecar/log.h"
 
 namespace litefs {
 namespace {
@@ -53,8 +54,9 @@ Result<json> ParseJson(const std::string& text) {
 }  // namespace
 
 EtcdClient::EtcdClient(http::CurlLoop& curl, std::vector<std::string> endpoints,
-                       long request_timeout_ms, http::ClientRequest::Tls tls)
-    : curl_(curl), endpoints_(std::move(endpoints)), tls_(std::move(tls)), request_timeout_ms_(request_timeout_ms) {
+                       long request_timeout_ms, http::ClientRequest::Tls tls, Credentials credentials)
+    : curl_(curl), endpoints_(std::move(endpoints)), tls_(std::move(tls)),
+      credentials_(std::move(credentials)), request_timeout_ms_(request_timeout_ms) {
   for (std::string& e : endpoints_) {
     while (!e.empty() && e.back() == '/') e.pop_back();
   }
@@ -69,14 +71,37 @@ void EtcdClient::Failed(size_t index) {
   if (index == current_) current_ = (current_ + 1) % endpoints_.size();
 }
 
+void EtcdClient::Authenticate(std::function<void(Status)> done) {
+  json body = {{"name", credentials_.user}, {"password", credentials_.password}};
+  Call("authenticate", "/v3/auth/authenticate", body.dump(),
+       [this, done = std::move(done)](Result<std::string> r) {
+         if (!r.ok()) return done(r.status());
+         Result<json> j = ParseJson(*r);
+         if (!j.ok()) return done(j.status());
+         token_ = Str(*j, "token");
+         if (token_.empty()) return done(Status::Error("etcd authenticate: no token in the answer"));
+         done(Status());
+       },
+       /*may_reauthenticate=*/false);
+}
+
 void EtcdClient::Call(const std::string& what, const std::string& path, std::string body,
-                      std::function<void(Result<std::string>)> done) {
+                      std::function<void(Result<std::string>)> done, bool may_reauthenticate) {
+  if (may_reauthenticate && !credentials_.user.empty() && token_.empty()) {
+    return Authenticate([this, what, path, body = std::move(body), done = std::move(done)](Status st) mutable {
+      if (!st.ok()) return done(st);
+      Call(what, path, std::move(body), std::move(done), /*may_reauthenticate=*/false);
+    });
+  }
   size_t index = current_;
   http::ClientRequest req;
   req.method = "POST";
   req.url = endpoints_[index] + path;
   req.tls = tls_;
   req.headers = {{"Content-Type", "application/json"}};
+  if (!token_.empty()) req.headers.push_back({"Authorization", token_});
+  // Kept for one retry with a new token when etcd says this one expired.
+  std::string resend = may_reauthenticate && !credentials_.user.empty() ? body : std::string();
   req.body = std::move(body);
   req.connect_timeout_ms = request_timeout_ms_;
   req.total_timeout_ms = request_timeout_ms_;
@@ -86,7 +111,8 @@ void EtcdClient::Call(const std::string& what, const std::string& path, std::str
     response->append(reinterpret_cast<const char*>(data.data()), data.size());
     return http::DataAction::kContinue;
   };
-  req.on_done = [this, what, index, response, id, done = std::move(done)](Status st, int status) {
+  req.on_done = [this, what, path, index, response, id, may_reauthenticate, resend = std::move(resend),
+                 done = std::move(done)](Status st, int status) mutable {
     transfers_.erase(*id);
     const std::string where = "etcd " + what + " at " + endpoints_[index];
     if (!st.ok()) {
@@ -97,6 +123,12 @@ void EtcdClient::Call(const std::string& what, const std::string& path, std::str
       Result<json> j = ParseJson(*response);
       std::string message = j.ok() ? Str(*j, "message") : *response;
       if (message.empty() && j.ok()) message = Str(*j, "error");
+      if (may_reauthenticate && !credentials_.user.empty() &&
+          message.find("invalid auth token") != std::string::npos) {
+        log::Debug("etcd auth token expired; authenticating again", {{"endpoint", endpoints_[index]}});
+        token_.clear();  // expired (etcd's --auth-token-ttl): authenticate again, once
+        return Call(what, path, std::move(resend), std::move(done), /*may_reauthenticate=*/true);
+      }
       if (status >= 500) Failed(index);
       return done(Status::Error(where + ": HTTP " + std::to_string(status) + ": " + message));
     }
@@ -212,6 +244,7 @@ uint64_t EtcdClient::Watch(std::string_view key, int64_t from_revision, long idl
   req.url = endpoints_[index] + "/v3/watch";
   req.tls = tls_;
   req.headers = {{"Content-Type", "application/json"}};
+  if (!token_.empty()) req.headers.push_back({"Authorization", token_});
   req.body = body.dump();
   req.connect_timeout_ms = request_timeout_ms_;
   req.idle_timeout_ms = idle_timeout_ms;

@@ -46,8 +46,13 @@ class EtcdClient {
  public:
   // `endpoints`: http:// or https://host:port URLs (checked by CheckEtcdEndpoint, config.h).
   // `tls` applies to https endpoints (CA, client certificate and key).
+  // With a user name, every request carries a token from
+  // /v3/auth/authenticate, fetched again when etcd says it expired.
+  struct Credentials {
+    std::string user, password;
+  };
   EtcdClient(http::CurlLoop& curl, std::vector<std::string> endpoints, long request_timeout_ms,
-             http::ClientRequest::Tls tls = {});
+             http::ClientRequest::Tls tls = {}, Credentials credentials = {});
   ~EtcdClient();
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;
@@ -83,12 +88,16 @@ class EtcdClient {
  private:
   // POSTs `body` to `path`; `done` gets the parsed JSON response or an error.
   void Call(const std::string& what, const std::string& path, std::string body,
-            std::function<void(Result<std::string>)> done);
+            std::function<void(Result<std::string>)> done, bool may_reauthenticate = true);
+  // Gets a token for the credentials (`token_`); `done` runs with the outcome.
+  void Authenticate(std::function<void(Status)> done);
   void Failed(size_t endpoint_index);
 
   http::CurlLoop& curl_;
   std::vector<std::string> endpoints_;
   http::ClientRequest::Tls tls_;
+  Credentials credentials_;
+  std::string token_;  // empty: none yet, or etcd said it expired
   size_t current_ = 0;
   long request_timeout_ms_;
   std::set<uint64_t> transfers_;  // in flight, cancelled on destruction

@@ -258,7 +258,9 @@ Status Node::StartEtcdLease() {
   // Requests give up well inside the TTL so that a renewal can be retried.
   long timeout_ms = long(std::max<int64_t>(500, lease.etcd.ttl.count() / 3));
   http::ClientRequest::Tls tls{lease.etcd.ca_file, lease.etcd.cert_file, lease.etcd.key_file};
-  etcd_ = std::make_unique<EtcdClient>(*curl_, lease.etcd.endpoints, timeout_ms, std::move(tls));
+  EtcdClient::Credentials credentials{lease.etcd.username, lease.etcd.password};
+  etcd_ = std::make_unique<EtcdClient>(*curl_, lease.etcd.endpoints, timeout_ms, std::move(tls),
+                                       std::move(credentials));
   EtcdLeaseOptions options;
   options.key = lease.etcd.key;
   options.ttl = lease.etcd.ttl;

@@ -14,6 +14,7 @@ import signal
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,10 +49,12 @@ class Etcd:
     `certs` (make_certificates) it serves https and requires client
     certificates."""
 
-    def __init__(self, root, host="127.0.0.1", netns=None, certs=None):
+    def __init__(self, root, host="127.0.0.1", netns=None, certs=None, extra_args=()):
         self.dir = Path(root) / "etcd"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.certs = certs
+        self.extra_args = list(extra_args)
+        self.auth = None  # (user, password) once enable_auth ran
         self.host = host
         self.client_port = free_port()
         self.peer_port = free_port()
@@ -80,7 +83,7 @@ class Etcd:
             [ETCD, "--name", "default", "--data-dir", str(self.dir / "data"),
              "--listen-client-urls", listen, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"default={peer}", *tls],
+             "--initial-cluster", f"default={peer}", *tls, *self.extra_args],
             stdout=self.logf, stderr=subprocess.STDOUT)
         wait_for(lambda: self._alive(), timeout, interval=0.05, what="etcd to answer")
         return self
@@ -100,6 +103,26 @@ class Etcd:
                 self.proc.wait()
             self.logf.close()
 
+    def post(self, path, payload, timeout=2, token=None):
+        """POSTs JSON to etcd's gateway; returns the decoded answer."""
+        req = urllib.request.Request(f"{self.scheme}://127.0.0.1:{self.client_port}{path}",
+                                     json.dumps(payload).encode())
+        if token:
+            req.add_header("Authorization", token)
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def enable_auth(self, user, password):
+        """Turns on etcd's authentication with `user` as its root user."""
+        self.post("/v3/auth/user/add", {"name": user, "password": password})
+        try:
+            self.post("/v3/auth/role/add", {"name": "root"})
+        except urllib.error.HTTPError:
+            pass  # etcd versions that create it themselves
+        self.post("/v3/auth/user/grant", {"user": user, "role": "root"})
+        self.post("/v3/auth/enable", {})
+        self.auth = (user, password)
+
     def get(self, key, timeout=2):
         """The key's value (bytes), None if absent, False if etcd did not answer."""
         body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
@@ -109,6 +132,10 @@ class Etcd:
             context.load_cert_chain(str(self.certs["client.pem"]), str(self.certs["client.key"]))
         try:
             req = urllib.request.Request(f"{self.scheme}://127.0.0.1:{self.client_port}/v3/kv/range", body)
+            if self.auth:
+                token = self.post("/v3/auth/authenticate", {"name": self.auth[0], "password": self.auth[1]},
+                                  timeout=timeout)["token"]
+                req.add_header("Authorization", token)
             with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
                 kvs = json.loads(r.read()).get("kvs")
         except OSError:

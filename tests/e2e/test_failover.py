@@ -320,6 +320,48 @@ def test_etcd_over_tls_with_client_certificates(tmp_path):
         etcd.stop(signal.SIGKILL)
 
 
+def test_etcd_with_authentication(tmp_path, monkeypatch):
+    """etcd with authentication on: nodes log in with lease.etcd.username and
+    password (here from ${ETCD_PASSWORD}) and take, keep and hand over the
+    lease; tokens last one second (--auth-token-ttl 1), so the sidecar must
+    fetch new ones as they expire. A node with a wrong password is refused,
+    says why, and never becomes primary."""
+    etcd = Etcd(tmp_path, extra_args=["--auth-token-ttl", "1"]).start()
+    etcd.enable_auth("root", "s3cret")
+    monkeypatch.setenv("ETCD_PASSWORD", "s3cret")
+    login = "    username: root\n    password: ${ETCD_PASSWORD}\n"
+    nodes = []
+    try:
+        first = EtcdNode(tmp_path, "first", [etcd.url], extra_etcd=login).start()
+        nodes.append(first)
+        wait_for(first.is_primary, 10, what="the node to take the lease as an etcd user")
+        first.sqlite(DB, "PRAGMA journal_mode=WAL; CREATE TABLE t(id TEXT PRIMARY KEY, at REAL);"
+                         "INSERT INTO t VALUES('a', 0)")
+        second = EtcdNode(tmp_path, "second", [etcd.url], extra_etcd=login).start()
+        nodes.append(second)
+        wait_for(lambda: converged(nodes, DB), 10, what="the second node to follow")
+        intruder = EtcdNode(tmp_path, "intruder", [etcd.url],
+                            extra_etcd="    username: root\n    password: wrong\n").start()
+        nodes.append(intruder)
+        wait_for(lambda: "authentication failed" in intruder.log_text(), 10,
+                 what="the node with a wrong password to report it")
+        # Several token lifetimes with the lease held (keepalives), then a handover.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert first.is_primary()
+            time.sleep(0.2)
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.proc.wait(10) == 0
+        wait_for(second.is_primary, TTL, interval=0.02, what="the handover with authentication")
+        second.sqlite(DB, "INSERT INTO t VALUES('b', 1)")
+        assert rows(second, DB) == {"a", "b"}
+        assert not intruder.is_primary()
+        stop_cleanly([second, intruder])
+    finally:
+        stop_all(nodes)
+        etcd.stop(signal.SIGKILL)
+
+
 def released(value):
     """A lease key value left by a clean step-down (LiteFS's empty value, or ours with positions)."""
     return value == b"" or (bool(value) and json.loads(value).get("released") is True)

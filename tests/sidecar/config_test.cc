@@ -323,6 +323,7 @@ TEST_CASE("config: etcd lease errors") {
   CHECK(ParseError(head + "  etcd:\n    endpoints: [\"http://e\"]\n") ==
         "lease.etcd.endpoints: \"http://e\" must be http(s)://host:port (e.g. http://127.0.0.1:2379)");
   const std::string tls = "  etcd:\n    endpoints: [\"https://e:2379\"]\n";
+  CHECK(ParseError(head + tls + "    password: secret\n") == "lease.etcd.password needs lease.etcd.username");
   CHECK(ParseError(head + tls + "    cert-file: /etc/hostname\n") ==
         "lease.etcd.cert-file and lease.etcd.key-file go together");
   CHECK(ParseError(head + tls + "    ca-file: /nonexistent/ca.pem\n") ==
