@@ -281,6 +281,27 @@ def test_cluster_id_is_kept_in_etcd(tmp_path, etcd):
         stop_all(nodes)
 
 
+def primary_with_a_follower(tmp_path, etcd, extra_etcd):
+    """Two nodes with `extra_etcd` lease settings: the first takes the lease
+    and commits a row, the second follows it."""
+    first = EtcdNode(tmp_path, "first", [etcd.url], extra_etcd=extra_etcd).start()
+    wait_for(first.is_primary, 10, what="the first node to take the lease")
+    first.sqlite(DB, "PRAGMA journal_mode=WAL; CREATE TABLE t(id TEXT PRIMARY KEY, at REAL);"
+                     "INSERT INTO t VALUES('a', 0)")
+    second = EtcdNode(tmp_path, "second", [etcd.url], extra_etcd=extra_etcd).start()
+    wait_for(lambda: converged([first, second], DB), 10, what="the second node to follow")
+    return first, second
+
+
+def hand_over(first, second):
+    """SIGTERM on the primary: the follower takes over and commits."""
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.proc.wait(10) == 0
+    wait_for(second.is_primary, TTL, interval=0.02, what="the handover")
+    second.sqlite(DB, "INSERT INTO t VALUES('b', 1)")
+    assert rows(second, DB) == {"a", "b"}
+
+
 def test_etcd_over_tls_with_client_certificates(tmp_path):
     """etcd serving https and requiring client certificates (as a Kubernetes
     etcd does): a node with the CA, its certificate and key takes the lease
@@ -292,14 +313,8 @@ def test_etcd_over_tls_with_client_certificates(tmp_path):
            f"    key-file: {certs['client.key']}\n")
     nodes = []
     try:
-        first = EtcdNode(tmp_path, "first", [etcd.url], extra_etcd=tls).start()
-        nodes.append(first)
-        wait_for(first.is_primary, 10, what="the node to take the lease over https")
-        first.sqlite(DB, "PRAGMA journal_mode=WAL; CREATE TABLE t(id TEXT PRIMARY KEY, at REAL);"
-                         "INSERT INTO t VALUES('a', 0)")
-        second = EtcdNode(tmp_path, "second", [etcd.url], extra_etcd=tls).start()
-        nodes.append(second)
-        wait_for(lambda: converged(nodes, DB), 10, what="the second node to follow")
+        first, second = primary_with_a_follower(tmp_path, etcd, tls)
+        nodes += [first, second]
         anonymous = EtcdNode(tmp_path, "anonymous", [etcd.url],
                              extra_etcd=f"    ca-file: {certs['ca.pem']}\n").start()
         nodes.append(anonymous)
@@ -308,12 +323,8 @@ def test_etcd_over_tls_with_client_certificates(tmp_path):
         # (curl words etcd's refusal as "bad certificate" or as a failed send,
         # depending on when TLS 1.3 delivers the alert)
         assert f"etcd get at {etcd.url}" in anonymous.log_text()
-        first.proc.send_signal(signal.SIGTERM)
-        assert first.proc.wait(10) == 0
-        wait_for(second.is_primary, TTL, interval=0.02, what="the handover over https")
+        hand_over(first, second)
         assert not anonymous.is_primary()
-        second.sqlite(DB, "INSERT INTO t VALUES('b', 1)")
-        assert rows(second, DB) == {"a", "b"}
         stop_cleanly([second, anonymous])
     finally:
         stop_all(nodes)
@@ -332,14 +343,8 @@ def test_etcd_with_authentication(tmp_path, monkeypatch):
     login = "    username: root\n    password: ${ETCD_PASSWORD}\n"
     nodes = []
     try:
-        first = EtcdNode(tmp_path, "first", [etcd.url], extra_etcd=login).start()
-        nodes.append(first)
-        wait_for(first.is_primary, 10, what="the node to take the lease as an etcd user")
-        first.sqlite(DB, "PRAGMA journal_mode=WAL; CREATE TABLE t(id TEXT PRIMARY KEY, at REAL);"
-                         "INSERT INTO t VALUES('a', 0)")
-        second = EtcdNode(tmp_path, "second", [etcd.url], extra_etcd=login).start()
-        nodes.append(second)
-        wait_for(lambda: converged(nodes, DB), 10, what="the second node to follow")
+        first, second = primary_with_a_follower(tmp_path, etcd, login)
+        nodes += [first, second]
         intruder = EtcdNode(tmp_path, "intruder", [etcd.url],
                             extra_etcd="    username: root\n    password: wrong\n").start()
         nodes.append(intruder)
@@ -350,11 +355,7 @@ def test_etcd_with_authentication(tmp_path, monkeypatch):
         while time.monotonic() < deadline:
             assert first.is_primary()
             time.sleep(0.2)
-        first.proc.send_signal(signal.SIGTERM)
-        assert first.proc.wait(10) == 0
-        wait_for(second.is_primary, TTL, interval=0.02, what="the handover with authentication")
-        second.sqlite(DB, "INSERT INTO t VALUES('b', 1)")
-        assert rows(second, DB) == {"a", "b"}
+        hand_over(first, second)
         assert not intruder.is_primary()
         stop_cleanly([second, intruder])
     finally:
