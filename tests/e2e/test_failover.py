@@ -281,14 +281,17 @@ def test_cluster_id_is_kept_in_etcd(tmp_path, etcd):
         stop_all(nodes)
 
 
-def primary_with_a_follower(tmp_path, etcd, extra_etcd):
-    """Two nodes with `extra_etcd` lease settings: the first takes the lease
-    and commits a row, the second follows it."""
+def primary_with_a_follower(tmp_path, etcd, extra_etcd, nodes):
+    """Two nodes with `extra_etcd` lease settings (added to `nodes` as they
+    start, for the caller's clean-up): the first takes the lease and commits
+    a row, the second follows it."""
     first = EtcdNode(tmp_path, "first", [etcd.url], extra_etcd=extra_etcd).start()
+    nodes.append(first)
     wait_for(first.is_primary, 10, what="the first node to take the lease")
     first.sqlite(DB, "PRAGMA journal_mode=WAL; CREATE TABLE t(id TEXT PRIMARY KEY, at REAL);"
                      "INSERT INTO t VALUES('a', 0)")
     second = EtcdNode(tmp_path, "second", [etcd.url], extra_etcd=extra_etcd).start()
+    nodes.append(second)
     wait_for(lambda: converged([first, second], DB), 10, what="the second node to follow")
     return first, second
 
@@ -313,8 +316,7 @@ def test_etcd_over_tls_with_client_certificates(tmp_path):
            f"    key-file: {certs['client.key']}\n")
     nodes = []
     try:
-        first, second = primary_with_a_follower(tmp_path, etcd, tls)
-        nodes += [first, second]
+        first, second = primary_with_a_follower(tmp_path, etcd, tls, nodes)
         anonymous = EtcdNode(tmp_path, "anonymous", [etcd.url],
                              extra_etcd=f"    ca-file: {certs['ca.pem']}\n").start()
         nodes.append(anonymous)
@@ -343,8 +345,7 @@ def test_etcd_with_authentication(tmp_path, monkeypatch):
     login = "    username: root\n    password: ${ETCD_PASSWORD}\n"
     nodes = []
     try:
-        first, second = primary_with_a_follower(tmp_path, etcd, login)
-        nodes += [first, second]
+        first, second = primary_with_a_follower(tmp_path, etcd, login, nodes)
         intruder = EtcdNode(tmp_path, "intruder", [etcd.url],
                             extra_etcd="    username: root\n    password: wrong\n").start()
         nodes.append(intruder)
