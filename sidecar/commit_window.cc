@@ -2,6 +2,7 @@
 #include "sidecar/commit_window.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,13 @@ Result<std::unique_ptr<CommitWindow>> CommitWindow::Open(const std::string& dir)
   const std::string path = dir + "/" + window::kFileName;
   Result<fs::UniqueFd> fd = fs::Open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (!fd.ok()) return fd.status();
+  // One sidecar per directory: a second one (another data dir) would take
+  // over the commit socket and record the same commits in its own history.
+  // (flock is independent of the OFD record locks apps take on the file.)
+  if (flock(fd->get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Status::Error("another litefs serves dir " + dir + " (" + path + " is locked)");
+    return fs::ErrnoError("lock", path);
+  }
   // Apps running as another user only need to read it.
   if (fchmod(fd->get(), 0644) != 0) return fs::ErrnoError("chmod", path);
   struct stat st {};

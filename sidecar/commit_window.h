@@ -16,7 +16,8 @@ namespace litefs {
 class CommitWindow {
  public:
   // Creates or reuses `<dir>/.litefs.window` (never replaced: apps keep it
-  // mapped across sidecar restarts) and publishes "closed".
+  // mapped across sidecar restarts), locks it for this process (one sidecar
+  // per directory) and publishes "closed".
   static Result<std::unique_ptr<CommitWindow>> Open(const std::string& dir);
   ~CommitWindow();
   CommitWindow(const CommitWindow&) = delete;

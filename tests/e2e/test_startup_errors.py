@@ -73,3 +73,18 @@ def test_second_sidecar_on_the_same_data_dir_is_refused(cluster):
     # The running node is unaffected.
     n.sqlite("app.db", "CREATE TABLE t(x);")
     cluster.wait_replicated("app.db")
+
+
+def test_second_sidecar_on_the_same_dir_is_refused(cluster, tmp_path):
+    """Another data dir but the same managed dir: it would take over the
+    commit socket and record the apps' commits in a second history."""
+    from litefs_cluster import free_port
+    n = cluster.primary
+    path = tmp_path / "second.yml"
+    path.write_text(n.config.read_text().replace(f"127.0.0.1:{n.port}\"\n", f"127.0.0.1:{free_port()}\"\n", 1)
+                    + f"data:\n  dir: {tmp_path / 'other-data'}\n")
+    p = run_litefs(path)
+    assert p.returncode == 1
+    assert f"another litefs serves dir {n.dir}" in p.stderr
+    n.sqlite("app.db", "CREATE TABLE t(x);")
+    cluster.wait_replicated("app.db")
