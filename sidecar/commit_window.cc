@@ -43,7 +43,7 @@ Result<std::unique_ptr<CommitWindow>> CommitWindow::Open(const std::string& dir)
   void* p = mmap(nullptr, window::kFileSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd->get(), 0);
   if (p == MAP_FAILED) return fs::ErrnoError("mmap", path);
   auto* map = static_cast<uint8_t*>(p);
-  std::unique_ptr<CommitWindow> w(new CommitWindow(path, std::move(*fd), map));
+  std::unique_ptr<CommitWindow> w(new CommitWindow(std::move(*fd), map));
   w->Close();  // before the magic: a reader that sees the magic sees a valid word
   std::memcpy(map + window::kMagicOffset, window::kMagic, sizeof window::kMagic);
   return w;
@@ -66,10 +66,6 @@ void CommitWindow::OpenUntil(std::optional<std::chrono::steady_clock::time_point
 }
 
 void CommitWindow::Close() { Publish(window::kClosed); }
-
-bool CommitWindow::is_open() const {
-  return std::atomic_ref<uint64_t>(OpenUntilWord(map_)).load(std::memory_order_acquire) != window::kClosed;
-}
 
 bool CommitWindow::NoCommitInFlight() {
   struct flock fl {};

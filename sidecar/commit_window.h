@@ -27,19 +27,15 @@ class CommitWindow {
   // as this node is the primary).
   void OpenUntil(std::optional<std::chrono::steady_clock::time_point> deadline);
   void Close();
-  bool is_open() const;
 
   // True when no app holds the window (none is between its check and the
   // sidecar's answer to its Commit). Non-blocking; after Close(), poll it.
   bool NoCommitInFlight();
 
-  const std::string& path() const { return path_; }
-
  private:
-  CommitWindow(std::string path, fs::UniqueFd fd, uint8_t* map) : path_(std::move(path)), fd_(std::move(fd)), map_(map) {}
+  CommitWindow(fs::UniqueFd fd, uint8_t* map) : fd_(std::move(fd)), map_(map) {}
   void Publish(uint64_t open_until_ns);
 
-  std::string path_;
   fs::UniqueFd fd_;
   uint8_t* map_;
 };
