@@ -485,6 +485,19 @@ void Database::MaybeCheckpoint() {
   if (wal_frames_ < kReplicaCheckpointFrames) checkpoint_at_frames_ = kReplicaCheckpointFrames;  // started over
   if (wal_frames_ < checkpoint_at_frames_ || checkpointing_) return;
   checkpointing_ = true;
+  // The checkpoint syncs the WAL before copying it, and the applies wait
+  // behind it on the strand. Most of the WAL was written unsynced by the
+  // applies: flushing it first, on the second strand while the applies go
+  // on, leaves the checkpoint's own sync only the frames appended since.
+  snapshot_strand_.Post([wal = db_path_ + "-wal"] {
+    if (int fd = open(wal.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      fdatasync(fd);  // an optimisation only: the checkpoint syncs anyway
+      close(fd);
+    }
+  }, [this] { CheckpointOnStrand(); });
+}
+
+void Database::CheckpointOnStrand() {
   // On the strand: the applies received meanwhile run after it, and the
   // next one starts the WAL over if every frame was copied.
   auto copied_all = std::make_shared<Result<bool>>(false);
@@ -542,15 +555,21 @@ void Database::MakeAppliesDurable() {
 }
 
 void Database::EnforceRetention(std::chrono::milliseconds retention) {
-  strand_.Post([this, retention] {
-    int64_t cutoff = (WallClockMs() - retention.count()) / 1000;
-    Result<size_t> removed = log_.RemoveOlderThan(cutoff);
-    if (!removed.ok()) {
-      log::Warn("retention sweep failed", {{"db", name_}, {"error", removed.message()}});
-    } else if (*removed > 0) {
-      log::Debug("retention removed LTX files", {{"db", name_}, {"count", std::to_string(*removed)}});
-    }
-  });
+  auto doomed = std::make_shared<std::vector<std::string>>();
+  strand_.Post(
+      [this, retention, doomed] { *doomed = log_.ForgetOlderThan((WallClockMs() - retention.count()) / 1000); },
+      [this, doomed] {
+        if (doomed->empty()) return;
+        // Out of the index already: no apply, commit or stream looks them up
+        // again (a stream sending one keeps reading its open descriptor).
+        snapshot_strand_.Post([this, doomed] {
+          for (const std::string& path : *doomed) {
+            Status st = fs::RemoveFile(path);
+            if (!st.ok()) return log::Warn("retention sweep failed", {{"db", name_}, {"error", st.message()}});
+          }
+          log::Debug("retention removed LTX files", {{"db", name_}, {"count", std::to_string(doomed->size())}});
+        });
+      });
 }
 
 // ---- primary: import --------------------------------------------------------

@@ -4,8 +4,8 @@
 // the operations that change them — recovery, capturing a commit on the
 // primary, applying a received LTX on a replica — run in order on the
 // database's strand (thread pool), with completions on the loop thread.
-// Snapshots for replicas are written on a second strand so that a long
-// snapshot never delays a commit.
+// Snapshots for replicas are written, and files past retention deleted, on a
+// second strand so that neither delays a commit or an apply.
 #pragma once
 
 #include <sys/types.h>
@@ -225,6 +225,7 @@ class Database {
   bool checkpointing_ = false;
   uint32_t checkpoint_at_frames_ = kReplicaCheckpointFrames;
   void MaybeCheckpoint();
+  void CheckpointOnStrand();
 };
 
 }  // namespace litefs

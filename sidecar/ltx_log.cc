@@ -117,16 +117,16 @@ Status LtxLog::RemoveAllExcept(ltx::TXIDRange keep) {
   return Status();
 }
 
-Result<size_t> LtxLog::RemoveOlderThan(int64_t cutoff_seconds) {
+std::vector<std::string> LtxLog::ForgetOlderThan(int64_t cutoff_seconds) {
   std::vector<ltx::TXIDRange> candidates;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (files_.size() <= 1) return size_t(0);
+    if (files_.size() <= 1) return {};
     for (auto it = files_.begin(); std::next(it) != files_.end(); ++it) {
       candidates.push_back({it->second, it->first});
     }
   }
-  size_t removed = 0;
+  std::vector<std::string> forgotten;
   for (const ltx::TXIDRange& r : candidates) {
     std::string path = PathFor(r);
     struct stat st;
@@ -136,11 +136,9 @@ Result<size_t> LtxLog::RemoveOlderThan(int64_t cutoff_seconds) {
       std::lock_guard<std::mutex> lock(mu_);
       files_.erase(r.max_txid);
     }
-    // A stream sending this file keeps reading its open descriptor.
-    LITEFS_RETURN_IF_ERROR(fs::RemoveFile(path));
-    removed++;
+    forgotten.push_back(std::move(path));
   }
-  return removed;
+  return forgotten;
 }
 
 Result<std::pair<ltx::Header, ltx::Trailer>> LtxLog::ReadEnds(ltx::TXIDRange r) const {

@@ -50,9 +50,11 @@ class LtxLog {
   // Deletes every file but `keep` (after a snapshot replaced history).
   Status RemoveAllExcept(ltx::TXIDRange keep);
 
-  // Deletes files whose modification time is older than `cutoff` (seconds
-  // since the epoch), never the newest file. Returns how many went.
-  Result<size_t> RemoveOlderThan(int64_t cutoff_seconds);
+  // Drops from the index the files whose modification time is older than
+  // `cutoff` (seconds since the epoch), never the newest file, and returns
+  // their paths for the caller to delete (away from the database's strand:
+  // unlinking thousands of files takes tens of milliseconds).
+  std::vector<std::string> ForgetOlderThan(int64_t cutoff_seconds);
 
   // Header and trailer of an installed file, without reading its pages.
   Result<std::pair<ltx::Header, ltx::Trailer>> ReadEnds(ltx::TXIDRange r) const;
