@@ -490,10 +490,8 @@ void Database::MaybeCheckpoint() {
   // applies: flushing it first, on the second strand while the applies go
   // on, leaves the checkpoint's own sync only the frames appended since.
   snapshot_strand_.Post([wal = db_path_ + "-wal"] {
-    if (int fd = open(wal.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-      fdatasync(fd);  // an optimisation only: the checkpoint syncs anyway
-      close(fd);
-    }
+    // An optimisation only: the checkpoint syncs the WAL anyway.
+    if (Result<fs::UniqueFd> fd = fs::Open(wal, O_RDONLY); fd.ok()) fdatasync(fd->get());
   }, [this] { CheckpointOnStrand(); });
 }
 
