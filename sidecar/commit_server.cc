@@ -215,6 +215,12 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
       CheckDrained();
       return;
 
+    case wire::MsgType::kBegun:
+      // Begun without asking, on an approval the commit window says still
+      // holds: tracked like an approved Begin.
+      if (Database* db = store_.Find(msg.text)) conn->writing_db = db->name();
+      return;
+
     default:
       log::Warn("unexpected message on the commit socket", {{"type", std::to_string(int(msg.type))}});
       Drop(conn);
@@ -260,6 +266,7 @@ void CommitServer::Drain(std::chrono::milliseconds limit, std::function<void()> 
     return;
   }
   drained_ = std::move(done);
+  store_.WithdrawWriteApprovals();  // new writers ask, and are told to wait
   if (!drain_timer_) {
     drain_timer_ = new uv_timer_t;
     uv_timer_init(loop_, drain_timer_);

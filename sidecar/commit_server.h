@@ -1,9 +1,11 @@
 // The sidecar end of the commit protocol (vfs/commit_protocol.h): a Unix
 // socket in the managed directory that app processes connect to. Approves
-// write transactions on the primary (Begin), hands captured commits to
-// their Database and answers with the new position, and turns a connection
-// that vanished in the middle of a write transaction into a recovery of that
-// database (the app may have died between its commit point and Commit).
+// write transactions on the primary (Begin; later ones of the same
+// connection may only announce themselves, Begun: vfs/commit_window.h),
+// hands captured commits to their Database and answers with the new
+// position, and turns a connection that vanished in the middle of a write
+// transaction into a recovery of that database (the app may have died
+// between its commit point and Commit).
 #pragma once
 
 #include <uv.h>

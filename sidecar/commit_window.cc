@@ -16,8 +16,15 @@
 namespace litefs {
 namespace {
 
-uint64_t& OpenUntilWord(uint8_t* map) {
-  return *reinterpret_cast<uint64_t*>(map + window::kOpenUntilOffset);
+std::atomic_ref<uint64_t> Word(uint8_t* map, size_t offset) {
+  return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(map + offset));
+}
+
+// CLOCK_MONOTONIC nanoseconds of `t` for the apps (steady_clock is
+// CLOCK_MONOTONIC on Linux); a time before the clock's start means closed.
+uint64_t MonotonicWord(std::chrono::steady_clock::time_point t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  return ns <= 0 ? window::kClosed : uint64_t(ns);
 }
 
 }  // namespace
@@ -54,18 +61,29 @@ CommitWindow::~CommitWindow() {
   munmap(map_, window::kFileSize);
 }
 
-void CommitWindow::Publish(uint64_t open_until_ns) {
-  std::atomic_ref<uint64_t>(OpenUntilWord(map_)).store(open_until_ns, std::memory_order_release);
+void CommitWindow::Publish(size_t offset, uint64_t value) {
+  Word(map_, offset).store(value, std::memory_order_release);
 }
 
-void CommitWindow::OpenUntil(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  if (!deadline) return Publish(window::kNoDeadline);
-  // steady_clock is CLOCK_MONOTONIC on Linux, the clock the apps read.
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
-  Publish(ns <= 0 ? window::kClosed : uint64_t(ns));
+void CommitWindow::OpenUntil(std::optional<std::chrono::steady_clock::time_point> deadline,
+                             std::chrono::nanoseconds approval_lead) {
+  if (!deadline) {
+    Publish(window::kApproveUntilOffset, window::kNoDeadline);
+    return Publish(window::kOpenUntilOffset, window::kNoDeadline);
+  }
+  Publish(window::kApproveUntilOffset, MonotonicWord(*deadline - approval_lead));
+  Publish(window::kOpenUntilOffset, MonotonicWord(*deadline));
 }
 
-void CommitWindow::Close() { Publish(window::kClosed); }
+void CommitWindow::Close() {
+  Publish(window::kOpenUntilOffset, window::kClosed);
+  Publish(window::kApproveUntilOffset, window::kClosed);
+  WithdrawApprovals();
+}
+
+void CommitWindow::WithdrawApprovals() {
+  Word(map_, window::kGenerationOffset).fetch_add(1, std::memory_order_acq_rel);
+}
 
 bool CommitWindow::NoCommitInFlight() {
   struct flock fl {};

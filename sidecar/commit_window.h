@@ -24,9 +24,15 @@ class CommitWindow {
   CommitWindow& operator=(const CommitWindow&) = delete;
 
   // Commits may pass their commit point until `deadline` (none: for as long
-  // as this node is the primary).
-  void OpenUntil(std::optional<std::chrono::steady_clock::time_point> deadline);
+  // as this node is the primary); apps approved once may start new write
+  // transactions without asking until `approval_lead` before it.
+  void OpenUntil(std::optional<std::chrono::steady_clock::time_point> deadline,
+                 std::chrono::nanoseconds approval_lead = {});
+  // Closes the window and withdraws every approval.
   void Close();
+  // Withdraws every approval: each app connection asks the sidecar (Begin)
+  // before its next write transaction.
+  void WithdrawApprovals();
 
   // True when no app holds the window (none is between its check and the
   // sidecar's answer to its Commit). Non-blocking; after Close(), poll it.
@@ -34,7 +40,7 @@ class CommitWindow {
 
  private:
   CommitWindow(fs::UniqueFd fd, uint8_t* map) : fd_(std::move(fd)), map_(map) {}
-  void Publish(uint64_t open_until_ns);
+  void Publish(size_t offset, uint64_t value);
 
   fs::UniqueFd fd_;
   uint8_t* map_;

@@ -136,6 +136,7 @@ void Database::WhenSettled(std::function<void()> fn) {
 void Database::Recover(std::function<void(Status)> done) {
   state_ = State::kRecovering;
   problem_ = "recovering";
+  WithdrawWriteApprovals();  // new writers wait for the recovery (Begin)
   auto result = std::make_shared<Status>();
   strand_.Post([this, result] { *result = RecoverJob(); },
                [this, result, done = std::move(done)] {
@@ -609,8 +610,10 @@ void Database::RunImport(std::shared_ptr<ImportState> state) {
   auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
   strand_.Post([this, state, result] { *result = ImportJob(*state); },
                [this, state, result] {
+                 const bool was_waiting = import_waiting_;
                  import_waiting_ = !result->ok() && state->busy &&
                                    std::chrono::steady_clock::now() < state->deadline;
+                 if (import_waiting_ && !was_waiting) WithdrawWriteApprovals();  // new writers are turned away
                  if (result->ok()) {
                    commit_count_++;
                    last_apply_lag_ms_ = 0;

@@ -44,6 +44,10 @@ struct DatabaseEnv {
   bool compress = true;
   uint64_t node_id = 0;
   NodeMetrics* metrics = nullptr;  // loop thread; optional
+  // Loop thread; optional: makes every app connection ask the sidecar
+  // before its next write transaction (vfs/commit_window.h), because an
+  // approval given earlier may no longer hold.
+  std::function<void()> withdraw_write_approvals;
 };
 
 // One change of a database's position, as GET /events reports it.
@@ -173,6 +177,9 @@ class Database {
   Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);
   void SetPos(ltx::Pos pos);
   void Finished(const Status& st, bool changed);
+  void WithdrawWriteApprovals() {
+    if (env_.withdraw_write_approvals) env_.withdraw_write_approvals();
+  }
 
   DatabaseEnv env_;
   std::string name_;

@@ -17,6 +17,7 @@ std::string FormatNodeId(uint64_t id) {
 }
 
 Store::Store(const DatabaseEnv& env) : env_(env) {
+  env_.withdraw_write_approvals = [this] { WithdrawWriteApprovals(); };
   Result<std::string> id = fs::ReadFile(env_.data_dir + "/clusterid");
   if (id.ok()) {
     std::string v = *id;
@@ -84,7 +85,7 @@ Status Store::OpenCommitWindow() {
   Result<std::unique_ptr<CommitWindow>> w = CommitWindow::Open(env_.dir);
   if (!w.ok()) return w.status().Context("commit window");
   window_ = std::move(w).value();
-  if (is_primary_ && !window_closed_) window_->OpenUntil(commit_deadline_);
+  if (is_primary_ && !window_closed_) window_->OpenUntil(commit_deadline_, approval_lead_);
   return Status();
 }
 
@@ -93,17 +94,21 @@ void Store::CloseCommitWindow() {
   if (window_) window_->Close();
 }
 
+void Store::WithdrawWriteApprovals() {
+  if (window_) window_->WithdrawApprovals();
+}
+
 bool Store::NoCommitInFlight() { return !window_ || window_->NoCommitInFlight(); }
 
 void Store::SetCommitDeadline(std::chrono::steady_clock::time_point deadline) {
   commit_deadline_ = deadline;
-  if (is_primary_ && !window_closed_ && window_) window_->OpenUntil(deadline);
+  if (is_primary_ && !window_closed_ && window_) window_->OpenUntil(deadline, approval_lead_);
 }
 
 void Store::BecomePrimary(std::optional<std::chrono::steady_clock::time_point> commit_deadline) {
   commit_deadline_ = commit_deadline;
   window_closed_ = false;
-  if (window_) window_->OpenUntil(commit_deadline);
+  if (window_) window_->OpenUntil(commit_deadline, approval_lead_);
   bool was_primary = is_primary_;
   std::optional<PrimaryInfo> was = std::move(primary_);
   if (!was_primary) {

@@ -37,6 +37,8 @@ struct PrimaryInfo {
 class Store {
  public:
   explicit Store(const DatabaseEnv& env);
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
 
   // Recovers every database that has a history in the data directory;
   // `done` runs once all are recovered (or with the first error).
@@ -68,6 +70,8 @@ class Store {
            (!commit_deadline_ || std::chrono::steady_clock::now() + approval_lead_ < *commit_deadline_);
   }
   void set_approval_lead(std::chrono::milliseconds lead) { approval_lead_ = lead; }
+  // Every app connection asks (Begin) before its next write transaction.
+  void WithdrawWriteApprovals();
 
   // The commit window apps map (`<dir>/.litefs.window`); without it (unit
   // tests) the role alone decides.

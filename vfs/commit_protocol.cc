@@ -70,6 +70,7 @@ void EncodeMessage(const Message& msg, std::string& out) {
       PutU32(out, msg.pid);
       break;
     case MsgType::kBegin:
+    case MsgType::kBegun:
     case MsgType::kAbort:
     case MsgType::kReadOnly:
     case MsgType::kError:
@@ -112,6 +113,7 @@ Result<Message> DecodeMessage(std::span<const uint8_t> body) {
       ok = c.U32(msg.version) && c.U32(msg.pid);
       break;
     case MsgType::kBegin:
+    case MsgType::kBegun:
     case MsgType::kAbort:
     case MsgType::kReadOnly:
     case MsgType::kError:

@@ -3,7 +3,7 @@
 //
 // Every message is a frame: u32 little-endian length of what follows, one
 // type byte, then the payload. Strings are u32 length + bytes; integers are
-// little-endian. The app side sends one request and (except for Abort) waits
+// little-endian. The app side sends one request and (except for Abort and Begun) waits
 // for exactly one reply before sending the next, so a connection never has
 // more than one request in flight.
 //
@@ -24,6 +24,12 @@
 //       last one is its commit frame); the sidecar reads them from the WAL.
 //   Abort  {db}                                 -> (no reply)
 //       the write transaction ended without a commit (rollback).
+//   Begun  {db}                                 -> (no reply)
+//       "this connection started writing db" without asking: the sidecar
+//       approved an earlier Begin and the commit window says that approval
+//       still holds (commit_window.h). The sidecar records it as it records
+//       an approved Begin (a connection that vanishes before its Commit or
+//       Abort triggers a recovery).
 #pragma once
 
 #include <cstdint>
@@ -35,7 +41,8 @@
 
 namespace litefs::wire {
 
-inline constexpr uint32_t kProtocolVersion = 2;  // 2: apps check the commit window (commit_window.h)
+// 2: apps check the commit window (commit_window.h); 3: Begun.
+inline constexpr uint32_t kProtocolVersion = 3;
 inline constexpr size_t kFrameHeaderSize = 5;             // length + type
 inline constexpr uint32_t kMaxFrameSize = 64u << 20;      // sanity bound
 inline constexpr const char* kSocketName = ".litefs.sock";  // inside the managed dir
@@ -45,6 +52,7 @@ enum class MsgType : uint8_t {
   kBegin = 2,
   kCommit = 3,
   kAbort = 4,
+  kBegun = 5,
   kOk = 0x81,
   kReadOnly = 0x82,
   kError = 0x83,

@@ -18,6 +18,17 @@
 // (retrying): once it has it, no transaction is between the check and its
 // recorded commit, and none can start. Locks die with their process.
 //
+// The same file lets a connection start write transactions without asking
+// the sidecar each time (the Begin round trip cost more than the rest of a
+// small commit). After one Begin the sidecar approved, a connection may
+// begin the next ones on its own — and only tell the sidecar, without
+// waiting, that it is writing (Begun) — while new transactions are approved
+// (`approve until`: the window's deadline less the approval lead) and the
+// approvals generation is still the one it read before that Begin. The
+// sidecar bumps the generation whenever an approval may no longer hold: a
+// database starts recovering, an import waits for the write lock, a handoff
+// drains, the window closes, a sidecar starts.
+//
 // Both sides use CLOCK_MONOTONIC, which app and sidecar share on one host
 // (also across containers of a pod; not across time namespaces).
 #pragma once
@@ -35,6 +46,11 @@ inline constexpr char kMagic[8] = {'L', 'F', 'S', 'W', 'I', 'N', 'D', '1'};
 inline constexpr size_t kMagicOffset = 0;
 // u64, CLOCK_MONOTONIC nanoseconds, 8-byte aligned, accessed atomically.
 inline constexpr size_t kOpenUntilOffset = 8;
+// u64, CLOCK_MONOTONIC nanoseconds: new write transactions may start
+// without a Begin round trip until then (kClosed: never, kNoDeadline: always).
+inline constexpr size_t kApproveUntilOffset = 16;
+// u64, bumped by the sidecar to withdraw every earlier approval.
+inline constexpr size_t kGenerationOffset = 24;
 inline constexpr off_t kLockOffset = 0;
 inline constexpr off_t kLockLength = 1;
 

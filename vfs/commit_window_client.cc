@@ -90,8 +90,7 @@ CommitWindowClient::Verdict CommitWindowClient::Enter() {
     error_ = "this node is handing over or stepping down as the primary";
     return Verdict::kClosed;
   }
-  auto* word = const_cast<uint64_t*>(reinterpret_cast<const volatile uint64_t*>(map_ + window::kOpenUntilOffset));
-  const uint64_t open_until = std::atomic_ref<uint64_t>(*word).load(std::memory_order_acquire);
+  const uint64_t open_until = Word(window::kOpenUntilOffset);
   if (open_until == window::kClosed) {
     SetLock(fd_, F_UNLCK);
     error_ = "this node is not the primary (any more)";
@@ -104,6 +103,23 @@ CommitWindowClient::Verdict CommitWindowClient::Enter() {
   }
   entered_ = true;
   return Verdict::kOpen;
+}
+
+uint64_t CommitWindowClient::Word(size_t offset) const {
+  auto* word = const_cast<uint64_t*>(reinterpret_cast<const volatile uint64_t*>(map_ + offset));
+  return std::atomic_ref<uint64_t>(*word).load(std::memory_order_acquire);
+}
+
+std::optional<uint64_t> CommitWindowClient::Generation() {
+  if (!Map()) return std::nullopt;
+  return Word(window::kGenerationOffset);
+}
+
+bool CommitWindowClient::MayBeginUnasked(uint64_t generation) {
+  if (!Map() || Word(window::kGenerationOffset) != generation) return false;
+  const uint64_t approve_until = Word(window::kApproveUntilOffset);
+  return approve_until == window::kNoDeadline ||
+         (approve_until != window::kClosed && MonotonicNs() < approve_until);
 }
 
 void CommitWindowClient::Leave() {

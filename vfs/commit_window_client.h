@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "ltx/status.h"
@@ -27,6 +28,13 @@ class CommitWindowClient {
   // Takes the shared lock and checks the window against the monotonic
   // clock; the lock is kept only when the verdict is kOpen.
   Verdict Enter();
+  // The approvals generation now (commit_window.h), nullopt without a
+  // window; read before asking the sidecar to Begin.
+  std::optional<uint64_t> Generation();
+  // May this connection start a write transaction without asking, having
+  // been approved at `generation`?
+  bool MayBeginUnasked(uint64_t generation);
+
   // Releases the lock taken by a successful Enter (no-op otherwise).
   void Leave();
   bool entered() const { return entered_; }
@@ -35,6 +43,7 @@ class CommitWindowClient {
 
  private:
   bool Map();
+  uint64_t Word(size_t offset) const;
   void Unmap();
 
   std::string path_;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <new>
+#include <optional>
 
 #include "vfs/commit_protocol.h"
 #include "vfs/commit_window.h"
@@ -43,6 +44,10 @@ struct DbFileState {
   CommitWindowClient window;  // entered from the commit check until the Commit is answered
   int lock = SQLITE_LOCK_NONE;
   bool begun = false;   // the sidecar approved a write transaction
+  // The commit window's approvals generation read before the sidecar last
+  // approved a Begin; while the window still shows it, the next write
+  // transactions begin without asking (commit_window.h).
+  std::optional<uint64_t> approved_generation;
   bool synced = false;  // the app fsynced the database since the last commit
   bool exclusive_locking = false;  // PRAGMA locking_mode=EXCLUSIVE on this connection
   wire::RangeSet dirty;
@@ -64,12 +69,20 @@ DbFile* Cast(sqlite3_file* f) { return reinterpret_cast<DbFile*>(f); }
 sqlite3_file* Real(sqlite3_file* f) { return Cast(f)->real; }
 DbFileState& State(sqlite3_file* f) { return *Cast(f)->state; }
 
-// Asks the sidecar whether this node may write the database now.
+// Asks the sidecar whether this node may write the database now, or, when an
+// earlier approval still holds, only tells it.
 int BeginWrite(DbFileState& s) {
   wire::Message req;
-  req.type = wire::MsgType::kBegin;
   req.text = s.name;
+  if (s.approved_generation && s.link.connected() && s.window.MayBeginUnasked(*s.approved_generation)) {
+    req.type = wire::MsgType::kBegun;
+    s.link.Post(req);
+    if (s.link.connected()) return SQLITE_OK;  // else the sidecar went away: ask the next one
+  }
+  s.approved_generation = s.window.Generation();  // read before asking: a later withdrawal wins
+  req.type = wire::MsgType::kBegin;
   Result<wire::Message> reply = s.link.Call(req, kBeginTimeoutMs, /*may_reconnect=*/true);
+  if (!reply.ok() || reply->type != wire::MsgType::kOk) s.approved_generation.reset();
   if (!reply.ok()) {
     LogWarning(SQLITE_BUSY, "cannot write %s: %s", s.name.c_str(), reply.message().c_str());
     return SQLITE_BUSY;
@@ -132,6 +145,7 @@ void SendCommit(DbFileState& s, const wire::Message& req) {
     LogWarning(SQLITE_WARNING, "commit to %s was not recorded by the sidecar: %s",
                s.name.c_str(), reply->text.c_str());
   }
+  if (!reply.ok() || reply->type != wire::MsgType::kOk) s.approved_generation.reset();
   s.window.Leave();
   s.begun = false;  // a Commit ends the write transaction on the sidecar too
   s.synced = false;

@@ -163,3 +163,54 @@ TEST_CASE("fencing: approvals stop half a margin early; apps see the window move
   CHECK_FALSE(store.approving_writes());
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("approvals: a connection approved once begins unasked until the sidecar withdraws") {
+  char dir_template[] = "/tmp/litefs-approve-XXXXXX";
+  REQUIRE(mkdtemp(dir_template) != nullptr);
+  std::string dir = dir_template;
+  litefs::DatabaseEnv env;
+  env.dir = dir;
+  env.data_dir = dir + "/.litefs";
+  litefs::Store store(env);
+  litefs::vfs::CommitWindowClient app(dir + "/.litefs.window");
+  CHECK_FALSE(app.Generation().has_value());  // no sidecar: always ask
+  CHECK_FALSE(app.MayBeginUnasked(0));
+
+  REQUIRE(store.OpenCommitWindow().ok());
+  std::optional<uint64_t> replica_gen = app.Generation();
+  REQUIRE(replica_gen.has_value());
+  CHECK_FALSE(app.MayBeginUnasked(*replica_gen));  // a replica approves nothing
+
+  store.BecomePrimary(std::nullopt);
+  const uint64_t approved = *app.Generation();  // read before the Begin the sidecar approves
+  CHECK(app.MayBeginUnasked(approved));
+  CHECK_FALSE(app.MayBeginUnasked(approved + 1));
+
+  // A recovery, a waiting import or a drain withdraws every approval: the
+  // next transaction asks, and may then go on unasked again.
+  store.WithdrawWriteApprovals();
+  CHECK_FALSE(app.MayBeginUnasked(approved));
+  const uint64_t again = *app.Generation();
+  CHECK(again != approved);
+  CHECK(app.MayBeginUnasked(again));
+
+  // On an etcd lease: no unasked begin within the approval lead of the
+  // deadline, the same rule as the sidecar's own approvals.
+  using namespace std::chrono;
+  const auto now = steady_clock::now();
+  store.set_approval_lead(milliseconds(500));
+  store.SetCommitDeadline(now + milliseconds(300));
+  CHECK_FALSE(store.approving_writes());
+  CHECK_FALSE(app.MayBeginUnasked(again));
+  store.SetCommitDeadline(now + seconds(10));
+  CHECK(store.approving_writes());
+  CHECK(app.MayBeginUnasked(again));
+
+  // Stepping down withdraws them too, and a later term starts afresh.
+  store.SetPrimary(std::nullopt);
+  CHECK_FALSE(app.MayBeginUnasked(again));
+  store.BecomePrimary(std::nullopt);
+  CHECK_FALSE(app.MayBeginUnasked(again));
+  CHECK(app.MayBeginUnasked(*app.Generation()));
+  std::filesystem::remove_all(dir);
+}
