@@ -289,7 +289,9 @@ class Writer:
                                      stderr=subprocess.STDOUT)
 
     def lines(self):
-        return [l.split() for l in self.out.read_text().splitlines() if l.startswith(("ok ", "err "))]
+        text = self.out.read_text()
+        complete = text[:text.rfind("\n") + 1]  # a line still being written is read next time
+        return [l.split() for l in complete.splitlines() if l.startswith(("ok ", "err "))]
 
     def acked(self):
         return [l[1] for l in self.lines() if l[0] == "ok"]
