@@ -101,13 +101,14 @@ void ReplicaClient::OnHeaders(int status, const http::HeaderList& headers) {
 
 http::DataAction ReplicaClient::OnData(std::span<const uint8_t> data) {
   if (!error_.empty()) return http::DataAction::kContinue;  // being cancelled
-  if (applying_) return http::DataAction::kPause;
+  if (paused_) return http::DataAction::kPause;
   Result<size_t> used = Decode(data);
   if (!used.ok()) {
     Fail("bad stream from the primary: " + used.message());
   } else if (*used < data.size()) {
-    // Stopped for an apply: keep the rest and hold further bytes in curl.
+    // The queue is full: keep the rest and hold further bytes in curl.
     pending_.assign(reinterpret_cast<const char*>(data.data()) + *used, data.size() - *used);
+    paused_ = true;
     curl_.Pause(transfer_);
   }
   return http::DataAction::kContinue;
@@ -150,8 +151,28 @@ bool ReplicaClient::OnEvent(const stream::Event& e) {
     }
     case Kind::kLtxEnd:
       receiving_fd_.Reset();
-      ApplyReceivedFile();
-      return false;  // stop decoding until the apply is done
+      queue_.push_back({receiving_db_, std::move(receiving_path_), nullptr});
+      receiving_path_.clear();
+      queued_files_++;
+      Pump();
+      return queued_files_ < kMaxQueuedFiles;  // else stop decoding until one applied
+    default:
+      if (!applying_ && queue_.empty()) {
+        HandleEvent(e);
+      } else {  // after the files before it
+        queue_.push_back({"", "", [this, kind = e.kind, name = std::string(e.name), txid = e.txid,
+                                   ts = e.timestamp_ms] {
+                            stream::Event copy{kind, name, {}, txid, ts};
+                            HandleEvent(copy);
+                          }});
+      }
+      return error_.empty();
+  }
+}
+
+void ReplicaClient::HandleEvent(const stream::Event& e) {
+  using Kind = stream::Event::Kind;
+  switch (e.kind) {
     case Kind::kReady:
       if (!ready_) log::Info("caught up with the primary");
       ready_ = true;
@@ -162,30 +183,46 @@ bool ReplicaClient::OnEvent(const stream::Event& e) {
         store_.SetPrimary(std::move(synced));
       }
       if (on_ready_) on_ready_();
-      return true;
+      return;
     case Kind::kEnd:
       log::Info("the primary ended the stream");
-      return true;
+      return;
     case Kind::kDropDb:
       log::Warn("the primary does not have this database; keeping it", {{"db", std::string(e.name)}});
-      return true;
+      return;
     case Kind::kHandoff:
       log::Warn("ignoring a lease handoff: the static lease cannot be handed off");
-      return true;
+      return;
     case Kind::kHwm:
-      return true;
+      return;
     case Kind::kHeartbeat:
       last_primary_ms_ = e.timestamp_ms;
-      return true;
+      return;
+    case Kind::kLtxBegin:
+    case Kind::kLtxData:
+    case Kind::kLtxEnd:
+      return;  // handled by OnEvent
   }
-  return true;
 }
 
-void ReplicaClient::ApplyReceivedFile() {
-  Database* db = store_.Find(receiving_db_);
+void ReplicaClient::Pump() {
+  while (!applying_ && !queue_.empty()) {
+    Queued next = std::move(queue_.front());
+    queue_.pop_front();
+    if (next.event) {
+      next.event();
+      continue;
+    }
+    queued_files_--;
+    Apply(next.db, std::move(next.path));
+  }
+}
+
+void ReplicaClient::Apply(const std::string& db_name, std::string path) {
+  Database* db = store_.Find(db_name);  // created when its first frame arrived
   applying_ = true;
   uint64_t transfer = transfer_;
-  db->ApplyReceived(receiving_path_, [this, alive = alive_, db, transfer](Status st) {
+  db->ApplyReceived(std::move(path), [this, alive = alive_, db, transfer](Status st) {
     if (!*alive) return;  // the client was destroyed during the apply
     applying_ = false;
     if (transfer != transfer_ || stopped_) {  // that stream is gone
@@ -202,17 +239,25 @@ void ReplicaClient::ApplyReceivedFile() {
     }
     // LiteFS's lag clock: after READY, applied files advance it too.
     if (ready_) last_primary_ms_ = std::max(last_primary_ms_, db->pos_timestamp_ms());
-    // Continue with what arrived after this frame, then with curl.
-    std::string rest = std::move(pending_);
-    pending_.clear();
-    Result<size_t> used = Decode({reinterpret_cast<const uint8_t*>(rest.data()), rest.size()});
-    if (!used.ok()) return Fail("bad stream from the primary: " + used.message());
-    if (*used < rest.size()) {
-      pending_ = rest.substr(*used);
-      return;  // another apply started; stay paused
-    }
-    curl_.Resume(transfer_);
+    Pump();
+    MaybeResume();
   });
+}
+
+void ReplicaClient::MaybeResume() {
+  if (!paused_ || queued_files_ >= kMaxQueuedFiles || !error_.empty()) return;
+  paused_ = false;
+  std::string rest = std::move(pending_);
+  pending_.clear();
+  Result<size_t> used = Decode({reinterpret_cast<const uint8_t*>(rest.data()), rest.size()});
+  if (!used.ok()) return Fail("bad stream from the primary: " + used.message());
+  if (!error_.empty()) return;
+  if (*used < rest.size()) {
+    pending_ = rest.substr(*used);
+    paused_ = true;
+    return;  // full again; stay paused
+  }
+  curl_.Resume(transfer_);
 }
 
 void ReplicaClient::Fail(const std::string& why) {
@@ -241,6 +286,14 @@ void ReplicaClient::Disconnected() {
     receiving_fd_.Reset();
     unlink(receiving_path_.c_str());
   }
+  // Received but not applied: the next stream sends them again.
+  for (const Queued& q : queue_) {
+    if (!q.path.empty()) unlink(q.path.c_str());
+  }
+  queue_.clear();
+  queued_files_ = 0;
+  paused_ = false;
+  pending_.clear();
   if (connected_) {
     connected_ = false;
     store_.SetPrimary(std::nullopt);

@@ -1,15 +1,18 @@
 // The replica side of replication: POSTs this node's positions to the
 // primary's /stream (libcurl on the loop), decodes the frames, writes each
 // LTX payload to a temporary file and hands it to its Database to verify
-// and apply — pausing the transfer meanwhile so at most one file is ever
-// buffered — and reconnects with capped exponential back-off and jitter
-// when the stream ends or fails. While connected, the primary is published
+// and apply, and reconnects with capped exponential back-off and jitter
+// when the stream ends or fails. Files apply one at a time, in stream order,
+// while the next ones arrive (receiving and applying overlap); beyond
+// kMaxQueuedFiles the transfer pauses. Any other frame waits for the files
+// before it (READY means caught up only once they are applied). While connected, the primary is published
 // in the store (and so in `<dir>/.primary`).
 #pragma once
 
 #include <uv.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -62,7 +65,13 @@ class ReplicaClient {
   // stopped for an apply (all of them otherwise).
   Result<size_t> Decode(std::span<const uint8_t> data);
   bool OnEvent(const stream::Event& e);
-  void ApplyReceivedFile();
+  // The frames that are not part of an LTX file.
+  void HandleEvent(const stream::Event& e);
+  // Starts the next queued apply, running the events queued before it.
+  void Pump();
+  void Apply(const std::string& db_name, std::string path);
+  // Decodes the bytes held back while the queue was full, then lets curl go on.
+  void MaybeResume();
   void Fail(const std::string& why);
   void Disconnected();
 
@@ -85,9 +94,20 @@ class ReplicaClient {
   std::string receiving_db_;     // LTX frame in progress
   std::string receiving_path_;
   fs::UniqueFd receiving_fd_;
-  bool applying_ = false;        // an apply runs; the transfer is paused
+  // Received files and the frames behind them, in stream order (one of
+  // path or event is set).
+  struct Queued {
+    std::string db;
+    std::string path;
+    std::function<void()> event;
+  };
+  static constexpr size_t kMaxQueuedFiles = 64;
+  std::deque<Queued> queue_;
+  size_t queued_files_ = 0;
+  bool applying_ = false;        // an apply runs
   bool connect_when_idle_ = false;
-  std::string pending_;          // bytes received after the frame being applied
+  bool paused_ = false;          // decoding stopped: the queue is full
+  std::string pending_;          // bytes received after the frame decoding stopped at
   // The next reconnect waits at least this long (ms): set when an apply
   // gave up on readers, so that new readers it held out get in first.
   int64_t min_next_delay_ms_ = 0;
