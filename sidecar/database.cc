@@ -454,32 +454,123 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
 // ---- replica: apply ---------------------------------------------------------
 
 void Database::ApplyReceived(std::string tmp_path, std::function<void(Status)> done) {
-  auto result = std::make_shared<Status>();
+  std::vector<std::string> one;
+  one.push_back(std::move(tmp_path));
+  ApplyReceived(std::move(one), std::move(done));
+}
+
+void Database::ApplyReceived(std::vector<std::string> tmp_paths, std::function<void(Status)> done) {
+  struct Outcome {
+    Status status;
+    size_t applied = 0;
+  };
+  auto result = std::make_shared<Outcome>();
   const uint64_t start_ns = uv_hrtime();
   strand_.Post(
-      [this, result, tmp_path = std::move(tmp_path)] {
-        *result = ApplyJob(tmp_path);
-        if (!result->ok()) unlink(tmp_path.c_str());
+      [this, result, tmp_paths = std::move(tmp_paths)] {
+        result->status = ApplyBatchJob(tmp_paths, result->applied);
+        if (!result->status.ok()) {
+          for (const std::string& p : tmp_paths) unlink(p.c_str());  // those not installed
+        }
       },
       [this, result, start_ns, done = std::move(done)] {
-        if (result->ok()) {
-          apply_count_++;
+        if (result->applied > 0) {
+          apply_count_ += result->applied;
           last_apply_lag_ms_ = WallClockMs() - pos_timestamp_ms();
           if (env_.metrics) env_.metrics->apply.Observe(double(uv_hrtime() - start_ns) / 1e9);
+        }
+        const Status& st = result->status;
+        if (st.ok()) {
           Finished(Status(), true);
           MaybeCheckpoint();
-        } else if (sqlite::IsLockTimeout(*result)) {
-          // Readers (or a writer) kept the lock: nothing was changed, so
-          // no recovery, which would only wait for the same lock again.
-          log::Warn("apply postponed: the database stayed locked",
-                    {{"db", name_}, {"error", result->message()}});
+        } else if (sqlite::IsLockTimeout(st)) {
+          // Readers (or a writer) kept the lock: nothing more was changed,
+          // so no recovery, which would only wait for the same lock again.
+          log::Warn("apply postponed: the database stayed locked", {{"db", name_}, {"error", st.message()}});
+          if (result->applied > 0) Finished(Status(), true);
         } else {
           // Whatever failed, realign the position and table with the files.
-          log::Error("apply failed; recovering", {{"db", name_}, {"error", result->message()}});
+          log::Error("apply failed; recovering", {{"db", name_}, {"error", st.message()}});
           Recover();
         }
-        done(*result);
+        done(st);
       });
+}
+
+Status Database::ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t& applied) {
+  applied = 0;
+  size_t next = 0;
+  while (next < tmp_paths.size()) {
+    // The longest run of plain WAL transactions from here, verified and
+    // checked to continue one another.
+    std::vector<VerifiedLtx> run;
+    Status stop;
+    const bool wal = IsWalDatabase(db_path_);
+    ltx::Pos at = pos();
+    for (size_t k = next; wal && k < tmp_paths.size(); k++) {
+      Result<VerifiedLtx> ltx = ReadAndVerifyLtx(tmp_paths[k]);
+      if (!ltx.ok()) {
+        stop = ltx.status();
+        break;
+      }
+      const ltx::Header& h = ltx->header;
+      if (h.IsSnapshot() || h.commit == 0) break;  // applies alone, below
+      if (h.min_txid != at.txid + 1 || h.pre_apply_checksum != at.checksum) break;  // ApplyJob says why
+      at = {h.max_txid, ltx->trailer.post_apply_checksum};
+      run.push_back(std::move(ltx).value());
+    }
+    if (!run.empty()) {
+      std::vector<std::string> run_paths(tmp_paths.begin() + long(next), tmp_paths.begin() + long(next + run.size()));
+      size_t n = 0;
+      Status st = ApplyWalRun(run_paths, run, n);
+      applied += n;
+      next += n;
+      if (!st.ok()) return st;
+      continue;
+    }
+    if (!stop.ok()) return stop;
+    LITEFS_RETURN_IF_ERROR(ApplyJob(tmp_paths[next]));
+    applied++;
+    next++;
+  }
+  return Status();
+}
+
+Status Database::ApplyWalRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run,
+                             size_t& applied) {
+  applied = 0;
+  // As in ApplyJob: installed before they are applied, nothing synced.
+  LITEFS_RETURN_IF_ERROR(durability_.BeforeUnsyncedApply());
+  // Installed but not applied: out of the log again (recovery, which the
+  // error triggers, would also find the database behind them).
+  auto forget = [this](const VerifiedLtx& l) {
+    Status st = log_.Remove({l.header.min_txid, l.header.max_txid});
+    if (!st.ok()) log::Warn("cannot remove an LTX file that was not applied", {{"db", name_}, {"error", st.message()}});
+  };
+  std::vector<std::string> paths;
+  for (size_t k = 0; k < run.size(); k++) {
+    ltx::TXIDRange range{run[k].header.min_txid, run[k].header.max_txid};
+    Status st = log_.Install(tmp_paths[k], range, /*sync=*/false);
+    if (!st.ok()) {
+      for (size_t u = 0; u < k; u++) forget(run[u]);
+      return st;
+    }
+    paths.push_back(log_.PathFor(range));
+  }
+  std::vector<WalApplyItem> items;
+  for (size_t k = 0; k < run.size(); k++) items.push_back({&paths[k], &run[k]});
+  ApplyOptions options;
+  options.sync_wal = false;
+  Result<uint32_t> frames = ApplyLtxBatchToWal(db_path_, items, checksums_, options, applied);
+  for (size_t k = applied; k < run.size(); k++) forget(run[k]);
+  if (applied == 0) return frames.status();
+  durability_.HoldWal();
+  for (size_t k = 0; k < applied; k++) SetPos({run[k].header.max_txid, run[k].trailer.post_apply_checksum});
+  const ltx::Header& last = run[applied - 1].header;
+  Status written = WritePosFile(pos(), last.timestamp_ms);
+  if (!frames.ok()) return frames.status();
+  wal_frames_ = *frames;
+  return written;
 }
 
 void Database::MaybeCheckpoint() {

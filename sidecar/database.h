@@ -36,6 +36,7 @@ namespace litefs {
 // What every database of a node shares.
 class WalCheckpointer;
 struct NodeMetrics;
+struct VerifiedLtx;
 
 struct DatabaseEnv {
   uv_loop_t* loop = nullptr;
@@ -119,6 +120,11 @@ class Database {
   // continues this database's history (or is a snapshot), installs it in
   // the log and applies it. The file is consumed either way.
   void ApplyReceived(std::string tmp_path, std::function<void(Status)> done);
+  // Several files received in a row for this database (at most
+  // kMaxApplyBatch), applied in order; consecutive WAL transactions go in
+  // under one set of locks and become visible together.
+  void ApplyReceived(std::vector<std::string> tmp_paths, std::function<void(Status)> done);
+  static constexpr size_t kMaxApplyBatch = kRecentChanges;  // /events sees every TXID
 
   // This node becomes the primary: what it applied as a replica (not
   // synced one by one, replica_durability.h) is made durable first.
@@ -164,6 +170,10 @@ class Database {
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
                                    const LtxWriteOptions& opts);
   Status ApplyJob(const std::string& tmp_path);
+  // Applies `tmp_paths` in order; `applied` counts those that went in.
+  Status ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t& applied);
+  // The WAL part of a batch: installs and applies `run` (verified, consecutive).
+  Status ApplyWalRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run, size_t& applied);
   Result<SnapshotFile> SnapshotJob(const std::string& path);
   Result<uint64_t> ExportJob(const std::string& path);
   struct ImportState;

@@ -213,16 +213,24 @@ void ReplicaClient::Pump() {
       next.event();
       continue;
     }
-    queued_files_--;
-    Apply(next.db, std::move(next.path));
+    // This file and those queued right behind it for the same database
+    // apply as one batch.
+    std::vector<std::string> paths{std::move(next.path)};
+    while (!queue_.empty() && !queue_.front().event && queue_.front().db == next.db &&
+           paths.size() < Database::kMaxApplyBatch) {
+      paths.push_back(std::move(queue_.front().path));
+      queue_.pop_front();
+    }
+    queued_files_ -= paths.size();
+    Apply(next.db, std::move(paths));
   }
 }
 
-void ReplicaClient::Apply(const std::string& db_name, std::string path) {
+void ReplicaClient::Apply(const std::string& db_name, std::vector<std::string> paths) {
   Database* db = store_.Find(db_name);  // created when its first frame arrived
   applying_ = true;
   uint64_t transfer = transfer_;
-  db->ApplyReceived(std::move(path), [this, alive = alive_, db, transfer](Status st) {
+  db->ApplyReceived(std::move(paths), [this, alive = alive_, db, transfer](Status st) {
     if (!*alive) return;  // the client was destroyed during the apply
     applying_ = false;
     if (transfer != transfer_ || stopped_) {  // that stream is gone

@@ -67,9 +67,10 @@ class ReplicaClient {
   bool OnEvent(const stream::Event& e);
   // The frames that are not part of an LTX file.
   void HandleEvent(const stream::Event& e);
-  // Starts the next queued apply, running the events queued before it.
+  // Starts the next queued apply (the files queued together for one
+  // database, as one batch), running the events queued before it.
   void Pump();
-  void Apply(const std::string& db_name, std::string path);
+  void Apply(const std::string& db_name, std::vector<std::string> paths);
   // Decodes the bytes held back while the queue was full, then lets curl go on.
   void MaybeResume();
   void Fail(const std::string& why);

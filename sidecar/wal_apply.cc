@@ -242,11 +242,86 @@ Status PublishPendingWal(const std::string& db_path) {
 Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& ltx_path,
                                const VerifiedLtx& ltx, PageChecksums& checksums,
                                const ApplyOptions& options) {
+  size_t applied = 0;
+  WalApplyItem item{&ltx_path, &ltx};
+  return ApplyLtxBatchToWal(db_path, {&item, 1}, checksums, options, applied);
+}
+
+namespace {
+
+// Appends one verified file to the WAL after frame h.mx_frame as one
+// transaction, and to the wal-index hash tables; `h` then describes the WAL
+// with it (the caller publishes it). Nothing of it is visible until then,
+// and its commit frame is written only once its checksum is verified.
+Status AppendLtx(const std::string& db_path, const WalApplyItem& item, const wal::Index& index, int wal_fd,
+                 WalIndexHeader& h, wal::Checksum& chain, bool big_endian, PageChecksums& checksums) {
+  const VerifiedLtx& ltx = *item.ltx;
   const ltx::Header& lh = ltx.header;
   if (ltx.pgnos.empty()) {
     return Status::Error(db_path + ": TXID " + ltx::FormatTXID(lh.max_txid) +
                          " carries no page; a WAL-mode replica needs at least one");
   }
+  if (h.page_size() != lh.page_size) {
+    return Status::Error(db_path + ": page size changes from " + std::to_string(h.page_size()) +
+                         " to " + std::to_string(lh.page_size) +
+                         " are not supported on a WAL-mode replica");
+  }
+  const uint32_t ps = lh.page_size;
+  // The frames, in page order, the last one committing.
+  Result<fs::UniqueFd> lf = fs::Open(*item.ltx_path, O_RDONLY);
+  if (!lf.ok()) return lf.status();
+  io::FdReader reader(lf->get());
+  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(reader);
+  if (!dec.ok()) return dec.status();
+  if (lh.IsSnapshot()) checksums.Reset(ps);
+  checksums.Truncate(lh.commit);
+  const uint32_t first_frame = h.mx_frame + 1;
+  std::vector<uint8_t> page;
+  std::vector<uint8_t> frame(wal::kFrameHeaderSize + ps);
+  uint32_t frame_no = first_frame;
+  wal::Checksum running = chain;
+  for (size_t i = 0; i < ltx.pgnos.size(); i++, frame_no++) {
+    Result<uint32_t> pgno = (*dec)->NextPage(page);
+    if (!pgno.ok()) return pgno.status();
+    checksums.Set(*pgno, ltx::PageChecksum(*pgno, page));
+    const bool last = i + 1 == ltx.pgnos.size();
+    // Checked before the commit frame is written: frames without one are
+    // invisible to readers and to SQLite's WAL recovery alike, and the next
+    // apply overwrites them. (A commit frame on disk, even unpublished,
+    // would be replayed by recovery once no process has the -shm open.)
+    if (last && checksums.value() != ltx.trailer.post_apply_checksum) {
+      return Status::Error(db_path + ": checksum after applying TXID " + ltx::FormatTXID(lh.max_txid) +
+                           " would be " + ltx::FormatChecksum(checksums.value()) + ", expected " +
+                           ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
+                           " (the replica database was changed outside litefs)");
+    }
+    wal::FrameHeader fh;
+    fh.pgno = *pgno;
+    fh.commit = last ? lh.commit : 0;
+    fh.salt1 = io::LoadBE32(h.salt);
+    fh.salt2 = io::LoadBE32(h.salt + 4);
+    fh.Encode(frame.data());
+    std::copy(page.begin(), page.end(), frame.begin() + wal::kFrameHeaderSize);
+    running = wal::Update(running, {frame.data(), 8}, big_endian);
+    running = wal::Update(running, page, big_endian);
+    fh.checksum = running;
+    fh.Encode(frame.data());
+    LITEFS_RETURN_IF_ERROR(fs::PwriteFull(wal_fd, frame.data(), frame.size(), wal::FrameOffset(frame_no, ps)));
+  }
+  LITEFS_RETURN_IF_ERROR(index.Append(first_frame, ltx.pgnos, h.mx_frame));
+  chain = running;
+  h.mx_frame = frame_no - 1;
+  h.n_page = lh.commit;
+  return Status();
+}
+
+}  // namespace
+
+Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const WalApplyItem> items,
+                                    PageChecksums& checksums, const ApplyOptions& options, size_t& applied) {
+  applied = 0;
+  if (items.empty()) return Status::Error(db_path + ": nothing to apply");
+  const ltx::Header& lh = items.front().ltx->header;
   Result<fs::UniqueFd> db = fs::Open(db_path, O_RDWR);
   if (!db.ok()) return db.status();
   const int db_fd = db->get();
@@ -326,57 +401,24 @@ Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& lt
     h.big_end_cksum = 0;
   }
 
-  // The frames, in page order, the last one committing.
-  Result<fs::UniqueFd> lf = fs::Open(ltx_path, O_RDONLY);
-  if (!lf.ok()) return lf.status();
-  io::FdReader reader(lf->get());
-  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(reader);
-  if (!dec.ok()) return dec.status();
-  if (lh.IsSnapshot()) checksums.Reset(ps);
-  checksums.Truncate(lh.commit);
-  const uint32_t first_frame = h.mx_frame + 1;
-  std::vector<uint8_t> page;
-  std::vector<uint8_t> frame(wal::kFrameHeaderSize + ps);
-  uint32_t frame_no = first_frame;
-  for (size_t i = 0; i < ltx.pgnos.size(); i++, frame_no++) {
-    Result<uint32_t> pgno = (*dec)->NextPage(page);
-    if (!pgno.ok()) return pgno.status();
-    checksums.Set(*pgno, ltx::PageChecksum(*pgno, page));
-    const bool last = i + 1 == ltx.pgnos.size();
-    // Checked before the commit frame is written: frames without one are
-    // invisible to readers and to SQLite's WAL recovery alike, and the next
-    // apply overwrites them. (A commit frame on disk, even unpublished,
-    // would be replayed by recovery once no process has the -shm open.)
-    if (last && checksums.value() != ltx.trailer.post_apply_checksum) {
-      return Status::Error(db_path + ": checksum after applying TXID " + ltx::FormatTXID(lh.max_txid) +
-                           " would be " + ltx::FormatChecksum(checksums.value()) + ", expected " +
-                           ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
-                           " (the replica database was changed outside litefs)");
-    }
-    wal::FrameHeader fh;
-    fh.pgno = *pgno;
-    fh.commit = last ? lh.commit : 0;
-    fh.salt1 = io::LoadBE32(h.salt);
-    fh.salt2 = io::LoadBE32(h.salt + 4);
-    fh.Encode(frame.data());
-    std::copy(page.begin(), page.end(), frame.begin() + wal::kFrameHeaderSize);
-    chain = wal::Update(chain, {frame.data(), 8}, big_endian);
-    chain = wal::Update(chain, page, big_endian);
-    fh.checksum = chain;
-    fh.Encode(frame.data());
-    LITEFS_RETURN_IF_ERROR(fs::PwriteFull(wal_fd, frame.data(), frame.size(), wal::FrameOffset(frame_no, ps)));
+  // One transaction after the other; readers see them all at once, with
+  // the header published last. A file that fails leaves the ones before it
+  // applied and published.
+  Status failed;
+  for (const WalApplyItem& item : items) {
+    failed = AppendLtx(db_path, item, *index, wal_fd, h, chain, big_endian, checksums);
+    if (!failed.ok()) break;
+    applied++;
   }
+  if (applied == 0) return failed;
   if (options.sync_wal && fdatasync(wal_fd) != 0) return fs::ErrnoError("fsync", db_path + "-wal");
-
-  LITEFS_RETURN_IF_ERROR(index->Append(first_frame, ltx.pgnos, h.mx_frame));
   h.version = wal::kIndexVersion;
   h.change++;
   h.is_init = 1;
-  h.mx_frame = frame_no - 1;
-  h.n_page = lh.commit;
   h.frame_cksum[0] = chain.s0;
   h.frame_cksum[1] = chain.s1;
   LITEFS_RETURN_IF_ERROR(index->WriteHeader(h));
+  if (!failed.ok()) return failed;
   return h.mx_frame;
 }
 

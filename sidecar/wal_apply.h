@@ -16,6 +16,7 @@
 // from the WAL first, as SQLite's own recovery would.
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "ltx/status.h"
@@ -24,7 +25,20 @@
 
 namespace litefs {
 
-// Returns the number of frames in the WAL afterwards (for checkpointing).
+struct WalApplyItem {
+  const std::string* ltx_path;
+  const VerifiedLtx* ltx;
+};
+
+// Applies several verified files, consecutive transactions of the database,
+// under one set of locks: each is its own transaction in the WAL, and one
+// wal-index header publishes them together. Returns the number of frames in
+// the WAL afterwards; `applied` says how many files went in — on an error,
+// those before the failing file are applied and published.
+Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const WalApplyItem> items,
+                                    PageChecksums& checksums, const ApplyOptions& options, size_t& applied);
+
+// One file. Returns the number of frames in the WAL afterwards (for checkpointing).
 Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& ltx_path,
                                const VerifiedLtx& ltx, PageChecksums& checksums,
                                const ApplyOptions& options);

@@ -810,5 +810,60 @@ TEST_CASE("wal_apply: ApplyLtxToWal refuses a file without pages and a missing d
   CHECK_FALSE(test::FileExists(c.dir / "missing.db"));
 }
 
+TEST_CASE("wal_apply: a batch applies its files as separate transactions, published together") {
+  Cluster c;
+  for (int i = 0; i < 5; i++) c.Next();
+  ReaderChild r(c.replica);
+  CHECK(r.Ok('s') == c.states[1].total);
+  std::vector<std::string> paths;
+  std::vector<VerifiedLtx> verified;
+  for (uint64_t t = 2; t <= 4; t++) {
+    paths.push_back(c.states[t].ltx_path);
+    Result<VerifiedLtx> v = ReadAndVerifyLtx(paths.back());
+    REQUIRE(v.ok());
+    verified.push_back(*v);
+  }
+
+  SUBCASE("all of them") {
+    std::vector<WalApplyItem> items;
+    for (size_t k = 0; k < paths.size(); k++) items.push_back({&paths[k], &verified[k]});
+    size_t applied = 0;
+    Result<uint32_t> frames = ApplyLtxBatchToWal(c.replica, items, c.replica_cs,
+                                                 ApplyOptions{std::chrono::milliseconds(5000)}, applied);
+    REQUIRE_MESSAGE(frames.ok(), frames.message());
+    CHECK(applied == 3);
+    CHECK(c.replica_cs.value() == c.states[4].pos.checksum);
+    CHECK(r.Ok('b') == c.states[4].total);
+    CHECK(r.Ok('c').empty());
+    // Three commit frames: SQLite's recovery finds each transaction.
+    CHECK(ScanWal(c.replica + "-wal").last_frame == *frames);
+    CHECK(*frames == c.states[2].pages + c.states[3].pages + c.states[4].pages);
+    c.Apply(5);
+    c.CheckReplicaIs(5);
+  }
+  SUBCASE("a bad file in the middle: those before it are applied and published") {
+    const std::string bad = c.dir / "bad.ltx";
+    RewritePostChecksum(c.states[3].ltx_path, bad, c.states[3].pos.checksum ^ 0x5a5a);
+    Result<VerifiedLtx> vbad = ReadAndVerifyLtx(bad);
+    REQUIRE(vbad.ok());
+    std::vector<WalApplyItem> items{{&paths[0], &verified[0]}, {&bad, &*vbad}, {&paths[2], &verified[2]}};
+    size_t applied = 0;
+    Result<uint32_t> frames = ApplyLtxBatchToWal(c.replica, items, c.replica_cs,
+                                                 ApplyOptions{std::chrono::milliseconds(5000)}, applied);
+    REQUIRE_FALSE(frames.ok());
+    CHECK(frames.message().find("checksum after applying TXID") != std::string::npos);
+    CHECK(applied == 1);
+    CHECK(ShmHeader(c.replica).mx_frame == c.states[2].pages);
+    CHECK(r.Ok('b') == c.states[2].total);
+    CHECK(ScanWal(c.replica + "-wal").last_frame == c.states[2].pages);
+    Reload(c.replica_cs, c.replica);
+    CHECK(c.replica_cs.value() == c.states[2].pos.checksum);
+    c.Apply(3);
+    c.Apply(4);
+    c.CheckReplicaIs(4);
+  }
+  r.Stop();
+}
+
 }  // namespace
 }  // namespace litefs
