@@ -829,8 +829,20 @@ Result<SnapshotFile> Database::SnapshotJob(const std::string& path) {
   if (*hot) return Status::Error(db_path_ + " has a hot journal; snapshot postponed");
   Result<sqlite::WalFreeze> freeze = sqlite::WalFreeze::Acquire(db_path_, kReadLockTimeout);
   if (!freeze.ok()) return freeze.status();
-  ltx::Pos at = pos();
+  // A WAL-mode app holds the WAL write lock from its first frame until the
+  // sidecar recorded its commit, so with that lock held for a moment the
+  // position and the WAL's committed frames agree; the view then keeps to
+  // those frames (the freeze keeps them in place) while writers go on.
+  // Without it, a commit between its frames and its capture made the view
+  // run ahead of the position, and a busy primary could fail every snapshot.
+  Result<fs::UniqueFd> shm = fs::Open(db_path_ + "-shm", O_RDWR);
+  if (shm.ok()) {
+    LITEFS_RETURN_IF_ERROR(sqlite::LockWithin(shm->get(), F_WRLCK, sqlite::kShmWriteByte, 1, kReadLockTimeout,
+                                              "the WAL write lock of " + db_path_));
+  }
+  const ltx::Pos at = pos();
   Result<DbView> view = DbView::Open(db_path_);
+  if (shm.ok()) sqlite::Unlock(shm->get(), sqlite::kShmWriteByte, 1);
   if (!view.ok()) return view.status();
   LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), /*sync=*/false};
   return WriteSnapshotLtx(*view, at, path, opts);

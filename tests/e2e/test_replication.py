@@ -276,3 +276,4 @@ for i in range(5000):
     wal = (r.dir / "app.db-wal").stat().st_size
     assert wal < 2500 * frame, f"replica WAL grew to {wal // frame} frames"
     assert r.sqlite("app.db", "SELECT count(*) FROM t").stdout.strip() == "5000"
+

@@ -33,3 +33,48 @@ def test_retention_removes_old_files_and_keeps_the_newest(tmp_path):
             late.stop()
     finally:
         p.stop()
+
+
+def test_snapshot_of_a_primary_that_keeps_committing(tmp_path):
+    """A snapshot is taken at the position of the moment. Under a steady
+    stream of commits some commit is nearly always between its WAL frames and
+    its capture; the snapshot's view of the WAL must stop where the position
+    does, or it runs ahead of the position it names and every snapshot of a
+    busy primary fails."""
+    import subprocess
+    from litefs_cluster import PYTHON
+    port = free_port()
+    p = Node(tmp_path, "primary", port, port, candidate=True, extra_config=RETENTION).start()
+    stop = tmp_path / "stop"
+    writer = None
+    late = None
+    try:
+        p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+        writer = subprocess.Popen([PYTHON, "-c", f"""
+import os, sqlite3, time
+db = sqlite3.connect({str(p.path("app.db"))!r}, isolation_level=None, timeout=10)
+db.execute("PRAGMA synchronous=NORMAL")
+deadline = time.monotonic() + 60
+while not os.path.exists({str(stop)!r}) and time.monotonic() < deadline:
+    db.execute("INSERT INTO t VALUES (randomblob(100))")
+"""], env=p.env(), stderr=subprocess.PIPE, text=True)
+
+        def txid(node):
+            pos = node.pos("app.db")
+            return int(pos.split("/")[0], 16) if pos else 0
+        # The first files are gone: a new replica needs a snapshot.
+        wait_for(lambda: ltx_files(p, "app.db") and not ltx_files(p, "app.db")[0].name.startswith(
+            "0000000000000001-"), timeout=15, what="retention to remove the first LTX files")
+        late = Node(tmp_path, "late", free_port(), port, candidate=False).start()
+        start = txid(p)
+        wait_for(lambda: txid(late) > start + 200, 20, what="the new replica to get a snapshot and follow")
+        assert writer.poll() is None, "the writer stopped before the replica caught up"
+    finally:
+        stop.write_text("")
+        if writer:
+            _, err = writer.communicate(timeout=60)
+        if late:
+            late.stop()
+        p.stop()
+    assert writer.returncode == 0, err
+    assert "snapshot of app.db failed" not in p.log_text()
