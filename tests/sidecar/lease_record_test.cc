@@ -112,14 +112,34 @@ TEST_CASE("fencing margin: a tenth of the TTL, at least 250 ms") {
   CHECK(litefs::FencingMargin(milliseconds(2000)) == milliseconds(250));
 }
 
+namespace {
+
+// A store over a fresh managed directory (removed afterwards): what the
+// commit window tests need of a sidecar.
+struct StoreInTempDir {
+  static std::string MakeDir() {
+    char dir_template[] = "/tmp/litefs-window-XXXXXX";
+    REQUIRE(mkdtemp(dir_template) != nullptr);
+    return dir_template;
+  }
+  static litefs::DatabaseEnv EnvFor(const std::string& dir) {
+    litefs::DatabaseEnv env;
+    env.dir = dir;
+    env.data_dir = dir + "/.litefs";
+    return env;
+  }
+  ~StoreInTempDir() { std::filesystem::remove_all(dir); }
+
+  std::string dir = MakeDir();
+  litefs::Store store{EnvFor(dir)};
+};
+
+}  // namespace
+
 TEST_CASE("fencing: approvals stop half a margin early; apps see the window move with the role") {
-  char dir_template[] = "/tmp/litefs-fence-XXXXXX";
-  REQUIRE(mkdtemp(dir_template) != nullptr);
-  std::string dir = dir_template;
-  litefs::DatabaseEnv env;
-  env.dir = dir;
-  env.data_dir = dir + "/.litefs";
-  litefs::Store store(env);
+  StoreInTempDir fixture;
+  const std::string& dir = fixture.dir;
+  litefs::Store& store = fixture.store;
   using Verdict = litefs::vfs::CommitWindowClient::Verdict;
   litefs::vfs::CommitWindowClient missing(dir + "/.litefs.window");
   CHECK(missing.Enter() == Verdict::kUnavailable);
@@ -161,17 +181,12 @@ TEST_CASE("fencing: approvals stop half a margin early; apps see the window move
   store.SetPrimary(std::nullopt);
   CHECK(app.Enter() == Verdict::kClosed);
   CHECK_FALSE(store.approving_writes());
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("approvals: a connection approved once begins unasked until the sidecar withdraws") {
-  char dir_template[] = "/tmp/litefs-approve-XXXXXX";
-  REQUIRE(mkdtemp(dir_template) != nullptr);
-  std::string dir = dir_template;
-  litefs::DatabaseEnv env;
-  env.dir = dir;
-  env.data_dir = dir + "/.litefs";
-  litefs::Store store(env);
+  StoreInTempDir fixture;
+  const std::string& dir = fixture.dir;
+  litefs::Store& store = fixture.store;
   litefs::vfs::CommitWindowClient app(dir + "/.litefs.window");
   CHECK_FALSE(app.Generation().has_value());  // no sidecar: always ask
   CHECK_FALSE(app.MayBeginUnasked(0));
@@ -212,5 +227,4 @@ TEST_CASE("approvals: a connection approved once begins unasked until the sideca
   store.BecomePrimary(std::nullopt);
   CHECK_FALSE(app.MayBeginUnasked(again));
   CHECK(app.MayBeginUnasked(*app.Generation()));
-  std::filesystem::remove_all(dir);
 }
