@@ -3,6 +3,8 @@
 
 #include <charconv>
 #include <ctime>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "proxy/forward_headers.h"
@@ -135,13 +137,17 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
       return StartTunnel(head);
     }
     StripHopByHop(head.headers, false);
-    if (plan_.issue_token) AddToken(head.headers);
     if (plan_.stale_token) head.headers.push_back({"Litefs-Txid-Stale", "1"});
+    if (plan_.issue_token) return HoldUntilRecorded(head);
     ex_->StartResponse(head.status, std::move(head.headers));
   }
 
   void OnBody(std::span<const uint8_t> data) override {
     if (done_ || data.empty()) return;
+    if (held_) {
+      held_->body.append(reinterpret_cast<const char*>(data.data()), data.size());
+      return;
+    }
     std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
     outstanding_ += data.size();
     size_t n = data.size();
@@ -160,6 +166,14 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
   void OnEnd(Status status) override {
     if (done_) return;
     std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
+    if (held_) {
+      if (status.ok()) {
+        held_->end = true;
+        return;
+      }
+      held_.reset();
+      return FailBeforeHead(status.message());  // nothing reached the client yet
+    }
     if (!status.ok()) {
       if (!head_sent_ && reused_ && conn_ && !conn_->response_started() && !body_started_ && retries_ == 0 &&
           IsIdempotentRead(ex_->request().method)) {
@@ -179,6 +193,37 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
     conn_ = nullptr;
     if (conn) proxy_.pool().Release(plan_.target, conn);
     Finish();
+  }
+
+  // --- read-your-writes ---
+
+  // A write's response waits until this node recorded what the app
+  // committed (WAL commits are captured just after the app's COMMIT
+  // returns), so that the token names the app's own transactions. What the
+  // target sends meanwhile waits with it; reading from the target pauses.
+  void HoldUntilRecorded(UpstreamResponseHead& head) {
+    held_ = std::make_unique<HeldResponse>();
+    held_->status = head.status;
+    held_->headers = std::move(head.headers);
+    if (conn_) conn_->PauseResponse();
+    std::weak_ptr<ForwardedExchange> weak = self_;
+    proxy_.backend().WhenCommitsRecorded([weak] {
+      if (auto me = weak.lock()) me->ReleaseHeld();
+    });
+  }
+
+  void ReleaseHeld() {
+    if (done_ || !held_) return;
+    std::shared_ptr<ForwardedExchange> keep = self_;  // closing the client may drop the last owner
+    std::unique_ptr<HeldResponse> held = std::move(held_);
+    AddToken(held->headers);
+    ex_->StartResponse(held->status, std::move(held->headers));
+    if (!held->body.empty()) {
+      OnBody({reinterpret_cast<const uint8_t*>(held->body.data()), held->body.size()});
+      if (done_) return;
+    }
+    if (held->end) return OnEnd(Status());
+    if (conn_ && outstanding_ < kLowWater) conn_->ResumeResponse();
   }
 
   // --- outcomes ---
@@ -276,6 +321,13 @@ class ForwardedExchange : public UpstreamHandler, public std::enable_shared_from
   bool done_ = false;
   int retries_ = 0;
   size_t outstanding_ = 0;
+  struct HeldResponse {
+    int status = 0;
+    http::Headers headers;
+    std::string body;
+    bool end = false;
+  };
+  std::unique_ptr<HeldResponse> held_;  // see HoldUntilRecorded
 };
 
 }  // namespace

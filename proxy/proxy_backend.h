@@ -39,6 +39,10 @@ class ProxyBackend {
   virtual std::vector<std::pair<std::string, uint64_t>> ChangedSince(uint64_t seq) const = 0;
   // LiteFS's replication lag (zero on the primary).
   virtual std::chrono::milliseconds lag() const = 0;
+  // Runs `fn` once every transaction an app committed on this node so far
+  // has its TXID (the primary records WAL commits just after the app's
+  // COMMIT returns); at once, or later on the loop thread.
+  virtual void WhenCommitsRecorded(std::function<void()> fn) = 0;
   // `fn` runs after every position or role change (one listener).
   virtual void SetChangeListener(std::function<void()> fn) = 0;
 };

@@ -178,7 +178,18 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
       // so a Commit that arrives while this node is still the primary is
       // recorded even past the lease deadline: it committed inside the
       // window (stepping down waits for these, commit_window.h).
+      const bool async = msg.flags & wire::kCommitAsync;
+      if ((msg.flags & wire::kCommitFlush) && (!store_.is_primary() || !db)) {
+        // Nothing of this node's to capture: a replica's WAL is the
+        // sidecar's, and a database never seen has no history to continue.
+        Reply(conn, litefs::Reply(wire::MsgType::kOk));
+        return;
+      }
       if (!store_.is_primary() || !db) {
+        // A late async commit was recorded by the step-down, which captures
+        // every WAL frame committed while the window was open (its commit
+        // frame was published before the app let go of the window).
+        if (async) return;
         // Only an app stalled past the step-down gets here: its commit
         // happened in its files but is not recorded. Recovery records it as
         // a local transaction (one the primary does not have, so this node
@@ -191,8 +202,14 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
         CheckDrained();
         return;
       }
-      conn->waiting = true;
       commits_in_progress_++;
+      if (async) {
+        // No answer: the frames wait in the WAL, and the next message of
+        // this connection is read at once.
+        db->Commit(std::move(msg), [this](const Result<ltx::Pos>&) { CommitFinished(); });
+        return;
+      }
+      conn->waiting = true;
       db->Commit(std::move(msg), [this, conn](Result<ltx::Pos> pos) {
                    CommitFinished();
                    if (!Resume(conn)) return;
@@ -316,6 +333,7 @@ void CommitServer::AnswerBegin(Conn* conn, Database* db) {
     return;
   }
   conn->writing_db = db->name();
+  db->NoteAppWriter();
   Reply(conn, litefs::Reply(wire::MsgType::kOk));
 }
 

@@ -21,6 +21,7 @@
 #include "sidecar/sqlite_locks.h"
 #include "sidecar/wal_apply.h"
 #include "sidecar/wal_checkpoint.h"
+#include "sidecar/wal_index.h"
 
 namespace litefs {
 namespace {
@@ -57,7 +58,8 @@ Database::Database(const DatabaseEnv& env, std::string name)
       log_(env.data_dir + "/dbs/" + name_ + "/ltx"),
       strand_(env.loop),
       snapshot_strand_(env.loop),
-      durability_(env.data_dir + "/dbs/" + name_ + "/applies-unsynced", db_path_) {}
+      durability_(env.data_dir + "/dbs/" + name_ + "/applies-unsynced", db_path_),
+      capture_durability_(env.data_dir + "/dbs/" + name_ + "/ltx-unsynced") {}
 
 ltx::Pos Database::pos() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -67,6 +69,7 @@ ltx::Pos Database::pos() const {
 void Database::SetPos(ltx::Pos pos) {
   std::lock_guard<std::mutex> lock(mu_);
   pos_ = pos;
+  pos_wal_tail_ = wal_tail_;
 }
 
 int64_t Database::pos_timestamp_ms() const {
@@ -138,7 +141,12 @@ void Database::Recover(std::function<void(Status)> done) {
   problem_ = "recovering";
   WithdrawWriteApprovals();  // new writers wait for the recovery (Begin)
   auto result = std::make_shared<Status>();
-  strand_.Post([this, result] { *result = RecoverJob(); },
+  strand_.Post(
+      [this, result] {
+        *result = RecoverJob();
+        // What recovery kept and wrote is on disk before writers go on.
+        if (result->ok()) *result = capture_durability_.MakeDurable(log_.dir());
+      },
                [this, result, done = std::move(done)] {
                  if (!result->ok()) log::Error("recovery failed", {{"db", name_}, {"error", result->message()}});
                  Finished(*result, true);
@@ -149,6 +157,8 @@ void Database::Recover(std::function<void(Status)> done) {
 Status Database::RecoverJob() {
   LITEFS_RETURN_IF_ERROR(log_.Init());
   LITEFS_RETURN_IF_ERROR(DropTornNewestLtx());
+  const std::optional<uint64_t> unsynced_from = capture_durability_.UnsyncedFrom();
+  if (unsynced_from) LITEFS_RETURN_IF_ERROR(DropBrokenUnsyncedLtx(*unsynced_from));
   ltx::Pos logged;
   std::optional<std::pair<ltx::Header, ltx::Trailer>> latest;
   if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
@@ -203,27 +213,29 @@ Status Database::RecoverJob() {
   }
   LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), /*sync=*/true};
 
-  // WAL frames committed after the last captured transaction (the writer
-  // died before handing them over): record exactly those.
-  if (h.wal_size > 0 && w.last_frame > 0 && h.wal_salt1 == w.header.salt1 &&
-      h.wal_salt2 == w.header.salt2) {
+  // WAL frames committed after the last captured transaction (not read by
+  // the sidecar before it stopped, or their LTX files lost with a power
+  // failure): record exactly those. The last file's frames are in this WAL,
+  // or, when the WAL restarted since (other salts), all in the database file.
+  if (w.last_frame > 0) {
+    const bool same_wal = h.wal_size > 0 && h.wal_salt1 == w.header.salt1 && h.wal_salt2 == w.header.salt2;
     const uint64_t frame_size = wal::kFrameHeaderSize + w.header.page_size;
-    const uint32_t captured = uint32_t((uint64_t(h.wal_offset) - wal::kHeaderSize +
-                                        uint64_t(h.wal_size)) / frame_size);
+    const uint32_t captured =
+        same_wal ? uint32_t((uint64_t(h.wal_offset) - wal::kHeaderSize + uint64_t(h.wal_size)) / frame_size) : 0;
     if (w.last_frame > captured) {
-      Result<DbView> before = DbView::Open(db_path_, captured);
+      Result<DbView> before = DbView::OpenAtWalTail(db_path_, w.header.salt1, w.header.salt2, captured);
       PageChecksums at_captured;
       if (before.ok() && at_captured.LoadFrom(*before).ok() && at_captured.value() == logged.checksum) {
         log::Warn("WAL frames were committed without an LTX; recording them",
                   {{"db", name_}, {"frames", std::to_string(captured + 1) + ".." +
                                                  std::to_string(w.last_frame)}});
+        // One file, one TXID per commit frame, in WAL order.
         wire::WalFrames frames{w.header.salt1, w.header.salt2, captured + 1, w.last_frame,
                                w.header.page_size, w.db_pages};
         checksums_ = at_captured;
-        Result<ltx::Pos> pos = CaptureWal(frames, logged, opts);
-        if (!pos.ok()) return pos.status();
-        SetPos(*pos);
-        return WritePosFile(*pos, opts.timestamp_ms);
+        SetPos(logged);
+        wal_tail_ = {true, w.header.salt1, w.header.salt2, captured};
+        return CaptureWalUpTo(frames, opts).status();
       }
     }
   }
@@ -239,10 +251,13 @@ Status Database::RecoverJob() {
     if (!ltx.ok()) return ltx.status();
     Result<uint32_t> applied = ApplyToDatabase(db_path_, path, *ltx, checksums_, ApplyOptions{});
     if (!applied.ok()) return applied.status();
+    ResetCaptureTail();  // the re-applied frames are recorded
     SetPos(logged);
     return WritePosFile(logged, h.timestamp_ms);
   }
-  if (durability_.Marked()) {
+  // Unsynced applies or captures may have been lost with the database's own
+  // unsynced writes: the database may be behind the log.
+  if (durability_.Marked() || unsynced_from) {
     Result<bool> rewound = RewindToDatabase(actual);
     if (!rewound.ok()) return rewound.status();
     if (*rewound) return Status();
@@ -299,15 +314,66 @@ Status Database::DropTornNewestLtx() {
   return Status();
 }
 
+Status Database::DropBrokenUnsyncedLtx(uint64_t first) {
+  const std::vector<ltx::TXIDRange> ranges = log_.Ranges();
+  std::optional<ltx::Pos> before;  // where the file being checked must start
+  for (size_t i = 0; i < ranges.size(); i++) {
+    const ltx::TXIDRange r = ranges[i];
+    if (r.max_txid < first) {
+      if (i + 1 < ranges.size() && ranges[i + 1].max_txid >= first) {
+        Result<std::pair<ltx::Header, ltx::Trailer>> ends = log_.ReadEnds(r);
+        if (ends.ok()) before = ltx::Pos{r.max_txid, ends->second.post_apply_checksum};
+      }
+      continue;
+    }
+    Result<VerifiedLtx> v = ReadAndVerifyLtx(log_.PathFor(r));
+    std::string problem = v.ok() ? "" : v.message();
+    if (v.ok() && before && !v->header.IsSnapshot() &&
+        (v->header.min_txid != before->txid + 1 || v->header.pre_apply_checksum != before->checksum)) {
+      problem = "does not continue " + ltx::FormatPos(*before);
+    }
+    if (problem.empty()) {
+      before = ltx::Pos{r.max_txid, v->trailer.post_apply_checksum};
+      continue;
+    }
+    log::Warn("dropping LTX files a power failure left incomplete; recovery records their "
+              "transactions again from the database",
+              {{"db", name_}, {"file", log_.PathFor(r)}, {"error", problem},
+               {"dropped", std::to_string(ranges.size() - i)}});
+    for (size_t k = ranges.size(); k-- > i;) LITEFS_RETURN_IF_ERROR(log_.Remove(ranges[k]));
+    break;
+  }
+  return Status();
+}
+
 // ---- primary: capture -------------------------------------------------------
 
 void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done) {
+  if (commit.flags & wire::kCommitAsync) {
+    // One queued capture serves every async commit announced before it
+    // starts: it captures everything the WAL holds when it runs.
+    bool queued;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queued = async_job_queued_;
+      async_job_queued_ = true;
+    }
+    if (queued) return done(pos());
+  }
   auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
+  auto captured = std::make_shared<uint64_t>(0);
   const uint64_t start_ns = uv_hrtime();
-  strand_.Post([this, result, commit = std::move(commit)] { *result = CommitJob(commit); },
-               [this, result, start_ns, done = std::move(done)] {
+  strand_.Post([this, result, captured, commit = std::move(commit)] {
+                 if (commit.flags & wire::kCommitAsync) {
+                   std::lock_guard<std::mutex> lock(mu_);
+                   async_job_queued_ = false;
+                 }
+                 *result = CommitJob(commit);
+                 *captured = captured_in_job_;
+               },
+               [this, result, captured, start_ns, done = std::move(done)] {
                  if (result->ok()) {
-                   commit_count_++;
+                   commit_count_ += *captured;
                    last_apply_lag_ms_ = 0;
                    if (env_.metrics) env_.metrics->commit.Observe(double(uv_hrtime() - start_ns) / 1e9);
                    Finished(Status(), true);
@@ -321,19 +387,114 @@ void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)
 }
 
 Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
-  LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(),
-                       bool(commit.flags & wire::kCommitSynced)};
-  ltx::Pos prev = pos();
-  Result<ltx::Pos> next = (commit.flags & wire::kCommitWal) ? CaptureWal(commit.wal, prev, opts)
-                                                            : CaptureRollback(commit.ranges, prev, opts);
+  // A WAL commit's file is synced only when the app waits for it; otherwise
+  // the WAL is its durable record until a flush (capture_durability.h).
+  const bool sync = (commit.flags & wire::kCommitSynced) && !(commit.flags & wire::kCommitAsync) &&
+                    !(commit.flags & wire::kCommitFlush);
+  LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), sync};
+  captured_in_job_ = 0;
+  Result<ltx::Pos> next = Status::Error("not captured");
+  if (commit.flags & wire::kCommitAsync) {
+    // Up to the WAL's last commit frame as SQLite published it, whatever
+    // order the messages of several connections arrive in.
+    next = CaptureCommittedJob(/*sync=*/false);
+  } else if (commit.flags & wire::kCommitWal) {
+    next = CaptureWalUpTo(commit.wal, opts);
+  } else {
+    if (!opts.sync) LITEFS_RETURN_IF_ERROR(capture_durability_.BeforeUnsynced(pos().txid + 1));
+    next = CaptureRollback(commit.ranges, pos(), opts);
+    if (next.ok()) {
+      SetPos(*next);
+      Status st = WritePosFile(*next, opts.timestamp_ms);
+      if (!st.ok()) next = st;
+      captured_in_job_ = 1;
+    }
+  }
   if (!next.ok()) {
     last_change_counter_ = 0;
     wal_tail_.known = false;
     return next;
   }
+  // A flush comes before the WAL's frames may go; a synced commit promises
+  // the files before it too.
+  if ((commit.flags & wire::kCommitFlush) || opts.sync) {
+    LITEFS_RETURN_IF_ERROR(capture_durability_.MakeDurable(log_.dir()));
+  }
+  return next;
+}
+
+Result<ltx::Pos> Database::CaptureWalUpTo(wire::WalFrames f, LtxWriteOptions opts) {
+  ltx::Pos at = pos();
+  const bool same_wal = wal_tail_.known && f.salt1 == wal_tail_.salt1 && f.salt2 == wal_tail_.salt2;
+  if (same_wal && f.last_frame <= wal_tail_.frame) return at;  // captured with an earlier message
+  if (f.first_frame == 0) f.first_frame = 1;  // a flush names only the end
+  // Everything after the last captured frame, whatever message announced
+  // it; without history or a known tail CaptureWal records what it must.
+  if (wal_tail_.known && at.txid != 0) f.first_frame = same_wal ? wal_tail_.frame + 1 : 1;
+  if (!opts.sync) LITEFS_RETURN_IF_ERROR(capture_durability_.BeforeUnsynced(at.txid + 1));
+  Result<ltx::Pos> next = CaptureWal(f, at, opts);
+  if (!next.ok()) return next;
   SetPos(*next);
   LITEFS_RETURN_IF_ERROR(WritePosFile(*next, opts.timestamp_ms));
   return next;
+}
+
+// The WAL's last committed frame and salts, as SQLite published them in the
+// wal-index header (frames up to it are whole), or, when no consistent
+// header can be read, by scanning the WAL's checksums. Nothing (last_frame
+// 0) when the database is not in WAL mode or its WAL is empty.
+Result<wire::WalFrames> Database::CommittedWalEnd() const {
+  Result<fs::UniqueFd> shm = fs::Open(db_path_ + "-shm", O_RDONLY);
+  if (shm.ok()) {
+    // The header is two copies written one after the other; a read between
+    // the two writes sees them differ. A few tries, then the scan.
+    for (int attempt = 0; attempt < 3; attempt++) {
+      Result<wal::Index::HeaderState> h = wal::ReadIndexHeader(shm->get());
+      if (!h.ok()) break;
+      if (!h->valid) continue;
+      const WalIndexHeader& w = h->header;
+      return wire::WalFrames{w.salt1(), w.salt2(), 0, w.mx_frame, w.page_size(), w.n_page};
+    }
+  }
+  Result<fs::UniqueFd> wal = fs::Open(db_path_ + "-wal", O_RDONLY);
+  if (!wal.ok()) return wire::WalFrames{};  // not in WAL mode
+  Result<wal::Committed> committed = wal::ScanCommitted(wal->get());
+  if (!committed.ok()) return committed.status();
+  const wal::Header& h = committed->header;
+  return wire::WalFrames{h.salt1, h.salt2, 0, committed->last_frame, h.page_size, committed->db_pages};
+}
+
+Result<ltx::Pos> Database::CaptureCommittedJob(bool sync) {
+  Result<wire::WalFrames> end = CommittedWalEnd();
+  if (!end.ok()) return end.status();
+  if (end->last_frame == 0) return pos();
+  LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), sync};
+  Result<ltx::Pos> at = CaptureWalUpTo(*end, opts);
+  if (at.ok() && sync) LITEFS_RETURN_IF_ERROR(capture_durability_.MakeDurable(log_.dir()));
+  return at;
+}
+
+void Database::CaptureCommitted(bool sync, std::function<void()> done) {
+  auto result = std::make_shared<Result<ltx::Pos>>(pos());
+  auto captured = std::make_shared<uint64_t>(0);
+  strand_.Post(
+      [this, result, captured, sync] {
+        captured_in_job_ = 0;
+        *result = CaptureCommittedJob(sync);
+        *captured = captured_in_job_;
+        if (!result->ok()) wal_tail_.known = false;
+      },
+      [this, result, captured, done = std::move(done)] {
+        if (!result->ok()) {
+          log::Error("cannot capture the WAL's committed transactions; recovering",
+                     {{"db", name_}, {"error", result->message()}});
+          Recover();
+        } else if (*captured > 0) {
+          commit_count_ += *captured;
+          Finished(Status(), true);
+        }
+        done();
+      });
 }
 
 bool Database::ReplacedFile(ino_t ino) {
@@ -429,7 +590,9 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
   if (continuous || prev.txid == 0) {
     Result<WalTransaction> tx = WalTransaction::Read(db_path_ + "-wal", f);
     if (!tx.ok()) return tx.status();
+    opts.transactions = tx->commits();
     next = WriteCommitLtx(*tx, &tx->pages(), prev, checksums_, log_, opts);
+    if (next.ok()) captured_in_job_ += opts.transactions;
     if (!next.ok() && prev.txid == 0) return next;
   }
   if (!continuous && prev.txid != 0) {
@@ -443,6 +606,7 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
       return Status::Error(db_path_ + "-wal does not hold the announced transaction");
     }
     next = WriteCommitLtx(*view, nullptr, prev, checksums_, log_, opts);
+    if (next.ok()) captured_in_job_++;
   }
   if (next.ok()) {
     wal_tail_ = {true, f.salt1, f.salt2, f.last_frame};
@@ -469,6 +633,7 @@ void Database::ApplyReceived(std::vector<std::string> tmp_paths, std::function<v
   strand_.Post(
       [this, result, tmp_paths = std::move(tmp_paths)] {
         result->status = ApplyBatchJob(tmp_paths, result->applied);
+        NoteAppliedWalEnd();
         if (!result->status.ok()) {
           for (const std::string& p : tmp_paths) unlink(p.c_str());  // those not installed
         }
@@ -585,6 +750,15 @@ void Database::MaybeCheckpoint() {
     // An optimisation only: the checkpoint syncs the WAL anyway.
     if (Result<fs::UniqueFd> fd = fs::Open(wal, O_RDONLY); fd.ok()) fdatasync(fd->get());
   }, [this] { CheckpointOnStrand(); });
+}
+
+void Database::NoteAppliedWalEnd() {
+  Result<wire::WalFrames> end = CommittedWalEnd();
+  if (end.ok()) {
+    wal_tail_ = {true, end->salt1, end->salt2, end->last_frame};
+  } else {
+    wal_tail_.known = false;
+  }
 }
 
 void Database::CheckpointOnStrand() {
@@ -722,6 +896,8 @@ void Database::RunImport(std::shared_ptr<ImportState> state) {
 
 Result<ltx::Pos> Database::ImportJob(ImportState& state) {
   state.busy = false;
+  // WAL commits waiting in the WAL come first: the import follows them.
+  LITEFS_RETURN_IF_ERROR(CaptureCommittedJob(/*sync=*/true).status());
   const ltx::Pos prev = pos();
   if (state.ltx_path.empty() || state.written_for != prev) {
     if (!state.ltx_path.empty()) unlink(state.ltx_path.c_str());
@@ -742,9 +918,12 @@ Result<ltx::Pos> Database::ImportJob(ImportState& state) {
   // WAL frames, so open connections see all of the import or none of it.
   ApplyOptions apply;
   apply.lock_timeout = kImportLockWait;
+  // An app may commit between the capture above and the apply's lock: then
+  // the apply stops, and the next try captures that commit first.
+  if (wal_tail_.known) apply.expect_wal_end = ApplyOptions::WalEnd{wal_tail_.salt1, wal_tail_.salt2, wal_tail_.frame};
   Result<uint32_t> applied = ApplyToDatabase(db_path_, state.ltx_path, *ltx, checksums_, apply);
   if (!applied.ok()) {
-    state.busy = sqlite::IsLockTimeout(applied.status());
+    state.busy = sqlite::IsLockTimeout(applied.status()) || IsUncapturedWal(applied.status());
     return applied.status();
   }
   const ltx::Header& h = ltx->header;
@@ -829,19 +1008,27 @@ Result<SnapshotFile> Database::SnapshotJob(const std::string& path) {
   if (*hot) return Status::Error(db_path_ + " has a hot journal; snapshot postponed");
   Result<sqlite::WalFreeze> freeze = sqlite::WalFreeze::Acquire(db_path_, kReadLockTimeout);
   if (!freeze.ok()) return freeze.status();
-  // A WAL-mode app holds the WAL write lock from its first frame until the
-  // sidecar recorded its commit, so with that lock held for a moment the
-  // position and the WAL's committed frames agree; the view then keeps to
-  // those frames (the freeze keeps them in place) while writers go on.
-  // Without it, a commit between its frames and its capture made the view
-  // run ahead of the position, and a busy primary could fail every snapshot.
+  // The view must stop where the position does. WAL commits may wait in the
+  // WAL uncaptured (an app does not wait for the capture of a commit it did
+  // not sync), and a commit may be between its frames and its capture: the
+  // view keeps to the frames the position's capture ended at. With the WAL
+  // write lock held for the moment, no frame is being written; the freeze
+  // then keeps the frames in place while writers go on. Without this, a
+  // busy primary's snapshots ran ahead of their position and failed.
   Result<fs::UniqueFd> shm = fs::Open(db_path_ + "-shm", O_RDWR);
   if (shm.ok()) {
     LITEFS_RETURN_IF_ERROR(sqlite::LockWithin(shm->get(), F_WRLCK, sqlite::kShmWriteByte, 1, kReadLockTimeout,
                                               "the WAL write lock of " + db_path_));
   }
-  const ltx::Pos at = pos();
-  Result<DbView> view = DbView::Open(db_path_);
+  ltx::Pos at;
+  WalTail tail;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    at = pos_;
+    tail = pos_wal_tail_;
+  }
+  Result<DbView> view = tail.known ? DbView::OpenAtWalTail(db_path_, tail.salt1, tail.salt2, tail.frame)
+                                   : DbView::Open(db_path_);
   if (shm.ok()) sqlite::Unlock(shm->get(), sqlite::kShmWriteByte, 1);
   if (!view.ok()) return view.status();
   LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), /*sync=*/false};

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "sidecar/ltx_log.h"
 #include "sidecar/ltx_writer.h"
 #include "sidecar/page_checksums.h"
+#include "sidecar/capture_durability.h"
 #include "sidecar/replica_durability.h"
 #include "sidecar/pos_file.h"
 #include "sidecar/strand.h"
@@ -113,7 +115,8 @@ class Database {
 
   // Primary: records the transaction the app just committed (a Commit
   // message: byte ranges of the database file, or WAL frames). The app
-  // holds its write lock until `done` runs.
+  // holds its write lock until `done` runs, except for an async WAL commit,
+  // whose frames wait in the WAL.
   void Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done);
 
   // Replica: verifies the received LTX file at `tmp_path`, checks that it
@@ -125,6 +128,18 @@ class Database {
   // under one set of locks and become visible together.
   void ApplyReceived(std::vector<std::string> tmp_paths, std::function<void(Status)> done);
   static constexpr size_t kMaxApplyBatch = kRecentChanges;  // /events sees every TXID
+
+  // Primary: records every WAL transaction committed so far and not
+  // captured yet (async commits whose message has not been read, or whose
+  // capture is still queued), up to the wal-index's last commit frame.
+  // Before stepping down, and before the proxy names this node's position
+  // to a client that just wrote. `sync`: the LTX file too (stepping down).
+  // `done` runs on the loop.
+  void CaptureCommitted(bool sync, std::function<void()> done);
+  // An app was allowed to write this database through the VFS (so WAL
+  // commits may wait in the WAL uncaptured); loop thread.
+  void NoteAppWriter() { app_writers_seen_ = true; }
+  bool app_writers_seen() const { return app_writers_seen_; }
 
   // This node becomes the primary: what it applied as a replica (not
   // synced one by one, replica_durability.h) is made durable first.
@@ -161,11 +176,27 @@ class Database {
   // Deletes the newest LTX files while they fail verification (torn by a
   // crash while written in place).
   Status DropTornNewestLtx();
+  // Files from TXID `first` on were written unsynced (capture_durability.h):
+  // each must verify and continue the one before; the first that does not
+  // and every later one are removed.
+  Status DropBrokenUnsyncedLtx(uint64_t first);
   // Replica after a power failure: the database is behind its log. Goes
   // back to the newest file whose post-apply checksum is `actual` and drops
   // the rest of the history; false if no file matches.
   Result<bool> RewindToDatabase(uint64_t actual);
   Result<ltx::Pos> CommitJob(const wire::Message& commit);
+  // WAL commits are captured in WAL order, whatever order their messages
+  // arrive in: every committed frame after the last one captured, up to
+  // `f.last_frame`, in one LTX with a TXID per commit frame (a later message for a commit
+  // captured this way finds nothing left to do). Sets the position.
+  Result<ltx::Pos> CaptureWalUpTo(wire::WalFrames f, LtxWriteOptions opts);
+  Result<wire::WalFrames> CommittedWalEnd() const;
+  // Replica, after applies: every committed frame of the WAL is an apply,
+  // recorded; were this node promoted, its first capture continues after
+  // them (apps cannot write a replica, so the frames are all ours).
+  void NoteAppliedWalEnd();
+  Result<ltx::Pos> CaptureCommittedJob(bool sync);
+
   Result<ltx::Pos> CaptureWal(const wire::WalFrames& frames, ltx::Pos prev, LtxWriteOptions opts);
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
                                    const LtxWriteOptions& opts);
@@ -200,6 +231,7 @@ class Database {
   Strand snapshot_strand_;
   PageChecksums checksums_;  // strand-owned
   ReplicaDurability durability_;  // strand-owned
+  CaptureDurability capture_durability_;  // strand-owned
   // Change counter (page 1, offset 24) at the last capture, 0 if unknown;
   // strand-owned. A rollback-mode commit bumps it by exactly one, so any
   // other value at the next capture means some commit bypassed the capture.
@@ -207,6 +239,10 @@ class Database {
   // Frames in a replica's WAL after the last apply (strand-owned; read by
   // the apply's completion to decide on a checkpoint).
   uint32_t wal_frames_ = 0;
+  // Transactions the last commit job recorded (strand-owned; read by its
+  // completion for the metrics).
+  uint64_t captured_in_job_ = 0;
+
   // Inode of the database file at the last capture (strand-owned): a new
   // file under the same name (deleted and recreated) is captured whole.
   ino_t last_inode_ = 0;
@@ -223,12 +259,19 @@ class Database {
   // open; a checkpoint (SQLite's POSIX locks) runs only when it is free.
   std::mutex sqlite_files_mu_;
   ltx::Pos pos_;  // guarded by mu_
+  // wal_tail_ as of pos_: what a snapshot's view of the WAL may include
+  // (guarded by mu_; set with pos_ on the strand).
+  WalTail pos_wal_tail_;
   int64_t pos_timestamp_ms_ = 0;  // guarded by mu_
   std::deque<PosChange> changes_;  // guarded by mu_
   uint64_t change_seq_ = 0;       // guarded by mu_
+  // Whether a capture job for async WAL commits is queued and not started
+  // (guarded by mu_): later ones need no job of their own.
+  bool async_job_queued_ = false;
 
   // Loop thread.
   State state_ = State::kRecovering;
+  bool app_writers_seen_ = false;
   std::string problem_ = "recovering";
   std::function<void(Database&)> on_change_;
   std::vector<std::function<void()>> settled_waiters_;

@@ -19,7 +19,7 @@ Status ReadFull(int fd, std::span<uint8_t> out, uint64_t off, const std::string&
 
 }  // namespace
 
-Result<DbView> DbView::Open(const std::string& db_path, uint32_t wal_stop_after) {
+Result<DbView> DbView::OpenFile(const std::string& db_path) {
   DbView v;
   v.db_path_ = db_path;
   Result<fs::UniqueFd> db = fs::Open(db_path, O_RDONLY);
@@ -30,17 +30,45 @@ Result<DbView> DbView::Open(const std::string& db_path, uint32_t wal_stop_after)
   v.shape_ = *shape;
   v.page_size_ = shape->page_size;
   v.page_count_ = shape->page_count;
+  return v;
+}
+
+void DbView::UseWal(fs::UniqueFd wal_fd, wal::Committed committed) {
+  wal_ = std::move(committed);
+  wal_fd_ = std::move(wal_fd);
+  if (wal_.last_frame > 0) {
+    page_size_ = wal_.header.page_size;
+    page_count_ = wal_.db_pages;
+  }
+}
+
+Result<DbView> DbView::Open(const std::string& db_path, uint32_t wal_stop_after) {
+  Result<DbView> v = OpenFile(db_path);
+  if (!v.ok() || !v->exists()) return v;
   Result<fs::UniqueFd> wal = fs::Open(db_path + "-wal", O_RDONLY);
   if (wal.ok()) {
     Result<wal::Committed> c = wal::ScanCommitted(wal->get(), wal_stop_after);
     if (!c.ok()) return c.status().Context(db_path + "-wal");
-    v.wal_ = std::move(c).value();
-    v.wal_fd_ = std::move(wal).value();
-    if (v.wal_.last_frame > 0) {
-      v.page_size_ = v.wal_.header.page_size;
-      v.page_count_ = v.wal_.db_pages;
-    }
+    v->UseWal(std::move(wal).value(), std::move(c).value());
   }
+  return v;
+}
+
+Result<DbView> DbView::OpenAtWalTail(const std::string& db_path, uint32_t salt1, uint32_t salt2,
+                                     uint32_t frame) {
+  Result<DbView> v = OpenFile(db_path);
+  if (!v.ok() || !v->exists() || frame == 0) return v;
+  Result<fs::UniqueFd> wal = fs::Open(db_path + "-wal", O_RDONLY);
+  if (!wal.ok()) return v;
+  Result<wal::Committed> c = wal::ScanCommitted(wal->get(), frame);
+  if (!c.ok()) return c.status().Context(db_path + "-wal");
+  // Restarted since: the database file holds everything before the restart.
+  if (c->header.salt1 != salt1 || c->header.salt2 != salt2) return v;
+  if (c->last_frame != frame) {
+    return Status::Error(db_path + "-wal: committed frames end at " + std::to_string(c->last_frame) +
+                         ", before frame " + std::to_string(frame) + " of the last capture");
+  }
+  v->UseWal(std::move(wal).value(), std::move(c).value());
   return v;
 }
 
@@ -95,6 +123,7 @@ Result<WalTransaction> WalTransaction::Read(const std::string& wal_path, const w
                            " is not the commit frame announced");
     }
     t.latest_[fh.pgno] = i;
+    if (fh.commit != 0) t.commits_++;
   }
   const uint32_t lock_pgno = ltx::LockPgno(ps);
   for (const auto& [pgno, idx] : t.latest_) {

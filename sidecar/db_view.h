@@ -34,6 +34,12 @@ class DbView final : public PageSource {
   // Opens `db_path` and `<db_path>-wal`. A missing database file is an
   // empty database. `wal_stop_after` (non-zero) ignores later frames.
   static Result<DbView> Open(const std::string& db_path, uint32_t wal_stop_after = 0);
+  // The database as a capture that ended at WAL frame `frame` (of the WAL
+  // with these salts) left it: later frames are ignored; a WAL with other
+  // salts (restarted since, so the database file holds all before it), or
+  // any WAL when `frame` is 0, is ignored whole.
+  static Result<DbView> OpenAtWalTail(const std::string& db_path, uint32_t salt1, uint32_t salt2,
+                                      uint32_t frame);
 
   uint32_t page_size() const override { return page_size_; }
   uint32_t page_count() const override { return page_count_; }
@@ -45,6 +51,8 @@ class DbView final : public PageSource {
   int db_fd() const { return db_fd_.get(); }
 
  private:
+  static Result<DbView> OpenFile(const std::string& db_path);
+  void UseWal(fs::UniqueFd wal_fd, wal::Committed committed);
   std::string db_path_;
   fs::UniqueFd db_fd_, wal_fd_;
   DbShape shape_;
@@ -57,7 +65,8 @@ class WalTransaction final : public PageSource {
   // Reads and verifies frames `f.first_frame..f.last_frame` of `wal_path`:
   // the WAL header has f's salts, every frame carries them, the checksum
   // chain (from the frame before) holds, and the last frame commits with
-  // f.db_pages.
+  // f.db_pages. The range may hold several transactions: the pages are then
+  // their newest versions, the database as of the last commit frame.
   static Result<WalTransaction> Read(const std::string& wal_path, const wire::WalFrames& f);
 
   uint32_t page_size() const override { return frames_.page_size; }
@@ -67,12 +76,15 @@ class WalTransaction final : public PageSource {
   // The pages the transaction wrote that are within the database, sorted.
   const std::vector<uint32_t>& pages() const { return pages_; }
   const wire::WalFrames& frames() const { return frames_; }
+  // Commit frames in the range: the transactions it holds.
+  uint32_t commits() const { return commits_; }
 
  private:
   fs::UniqueFd fd_;
   wire::WalFrames frames_;
   std::unordered_map<uint32_t, uint32_t> latest_;  // pgno -> frame
   std::vector<uint32_t> pages_;
+  uint32_t commits_ = 0;
 };
 
 // A rollback-mode database file read directly (its WAL, if any, ignored).

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,19 @@ struct ApplyOptions {
   // applies do not (replica_durability.h); rollback-mode applies always sync
   // their journal and the database, whatever this says.
   bool sync_wal = true;
+  // WAL mode, on a primary (an import): once the write lock is held, the
+  // WAL must hold no committed frame after this one (an empty WAL is fine) —
+  // otherwise an app committed frames the sidecar has not captured yet, and
+  // the apply fails without writing (IsUncapturedWal) so that they can be
+  // captured first.
+  struct WalEnd {
+    uint32_t salt1 = 0, salt2 = 0, frame = 0;
+  };
+  std::optional<WalEnd> expect_wal_end = std::nullopt;
 };
+
+// The apply found WAL frames committed after `expect_wal_end`.
+bool IsUncapturedWal(const Status& st);
 
 // An LTX file read through once: every check of the decoder passed (header,
 // page order, checksums) and its page numbers are known.

@@ -59,6 +59,13 @@ std::optional<ltx::TXIDRange> LtxLog::Latest() const {
   return ltx::TXIDRange{it->second, it->first};
 }
 
+std::optional<ltx::TXIDRange> LtxLog::StartingAt(uint64_t min_txid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.lower_bound(min_txid);  // the first file ending at or after it
+  if (it == files_.end() || it->second != min_txid) return std::nullopt;
+  return ltx::TXIDRange{it->second, it->first};
+}
+
 bool LtxLog::Has(ltx::TXIDRange r) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(r.max_txid);

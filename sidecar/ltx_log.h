@@ -35,6 +35,9 @@ class LtxLog {
 
   // The file with the highest max TXID.
   std::optional<ltx::TXIDRange> Latest() const;
+  // The file whose first TXID is `min_txid` (one TXID, or several WAL
+  // commits captured together), if the log has it.
+  std::optional<ltx::TXIDRange> StartingAt(uint64_t min_txid) const;
   bool Has(ltx::TXIDRange r) const;
   // Every file, oldest first.
   std::vector<ltx::TXIDRange> Ranges() const;

@@ -123,8 +123,8 @@ Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>*
   const uint32_t commit = source.page_count();
   const uint32_t page_size = commit > 0 ? source.page_size()
                              : checksums.page_size() ? checksums.page_size() : 4096;
-  const uint64_t txid = prev.txid + 1;
-  const bool snapshot = txid == 1;
+  const ltx::TXIDRange txids{prev.txid + 1, prev.txid + std::max<uint64_t>(options.transactions, 1)};
+  const bool snapshot = txids.min_txid == 1;
   std::vector<uint32_t> chosen;
   if (!pages || snapshot || page_size != checksums.page_size()) {
     // Without history (or after a page-size change) only every page will do.
@@ -141,11 +141,11 @@ Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>*
     chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
   }
 
-  ltx::Header header = MakeHeader(options, page_size, commit, txid, txid,
+  ltx::Header header = MakeHeader(options, page_size, commit, txids.min_txid, txids.max_txid,
                                   snapshot ? 0 : prev.checksum);
   // Written in place (O_EXCL): until log.Add the index does not list it,
   // and recovery drops it if a crash leaves it torn.
-  Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(log.PathFor({txid, txid}), header);
+  Result<std::unique_ptr<LtxFile>> file = LtxFile::Create(log.PathFor(txids), header);
   if (!file.ok()) return file.status();
   ltx::Encoder& enc = (*file)->encoder();
   checksums.Truncate(commit);
@@ -158,9 +158,9 @@ Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>*
   uint64_t post = checksums.value();
   Result<ltx::Trailer> trailer = (*file)->Finish(post, options.sync);
   if (!trailer.ok()) return trailer.status();
-  LITEFS_RETURN_IF_ERROR(log.Add({txid, txid}, options.sync));
+  LITEFS_RETURN_IF_ERROR(log.Add(txids, options.sync));
   (*file)->Keep();
-  return ltx::Pos{txid, post};
+  return ltx::Pos{txids.max_txid, post};
 }
 
 Result<SnapshotFile> WriteSnapshotLtx(PageSource& source, ltx::Pos pos, const std::string& path,

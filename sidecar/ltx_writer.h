@@ -26,6 +26,9 @@ struct LtxWriteOptions {
   uint64_t node_id = 0;
   int64_t timestamp_ms = 0;
   bool sync = true;  // fdatasync the file and its directory entry
+  // Transactions the file records, TXIDs prev+1..prev+transactions: WAL
+  // commits captured together make one file, as LiteFS's compaction would.
+  uint64_t transactions = 1;
   // Where a WAL transaction's frames were (LiteFS records them; 0 otherwise).
   int64_t wal_offset = 0, wal_size = 0;
   uint32_t wal_salt1 = 0, wal_salt2 = 0;
@@ -36,7 +39,8 @@ struct LtxWriteOptions {
 std::vector<uint32_t> PagesTouched(const std::vector<wire::ByteRange>& ranges, uint32_t page_size,
                                    uint32_t commit);
 
-// Writes TXID prev.txid+1 holding `pages` of `source` (nullptr: every page)
+// Writes TXID prev.txid+1 (through prev.txid+options.transactions) holding
+// `pages` of `source` (nullptr: every page)
 // and installs it in `log`. Every page is included anyway when prev is the
 // zero position (the file is then a snapshot) or the page size changed; and
 // pages of a grown database that the checksum table has never seen are

@@ -360,6 +360,14 @@ void Node::PollStepDown() {
     log::Warn("stepping down although an app still holds the commit window (stalled mid-commit?); "
               "its commit will not be replicated");
   }
+  // Async WAL commits may still be on their way: the WAL is their record.
+  if (step_down_->capturing) return;
+  step_down_->capturing = true;
+  store_->CaptureCommittedBeforeStepDown([this] { FinishStepDown(); });
+}
+
+void Node::FinishStepDown() {
+  if (!step_down_) return;  // the lease came back meanwhile
   StepDown done = std::move(*step_down_);
   step_down_.reset();
   store_->SetPrimary(std::nullopt);

@@ -63,6 +63,7 @@ class Node {
   // node follows it).
   void StopAcceptingCommits(const std::string& why, bool end_streams, std::function<void()> then = nullptr);
   void PollStepDown();
+  void FinishStepDown();
   EtcdLease::Positions CurrentPositions();
   void Follow(std::optional<PrimaryInfo> primary);
   void LogCommitWindow(bool open, SteadyTime at, const std::string& why);
@@ -100,6 +101,7 @@ class Node {
     std::function<void()> then;
     SteadyTime give_up;
     std::optional<std::optional<PrimaryInfo>> follow;  // a new primary seen meanwhile
+    bool capturing = false;  // recording the WAL's uncaptured commits
   };
   std::optional<StepDown> step_down_;
   uv_timer_t* step_down_timer_ = nullptr;

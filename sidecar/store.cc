@@ -98,6 +98,30 @@ void Store::WithdrawWriteApprovals() {
   if (window_) window_->WithdrawApprovals();
 }
 
+void Store::CaptureCommittedIn(const std::function<bool(const Database&)>& which, bool sync,
+                               std::function<void()> done) {
+  auto left = std::make_shared<size_t>(1);
+  auto one_done = [left, done = std::move(done)] {
+    if (--*left == 0) done();
+  };
+  for (auto& [name, db] : dbs_) {
+    if (!which(*db)) continue;
+    ++*left;
+    db->CaptureCommitted(sync, one_done);
+  }
+  one_done();
+}
+
+void Store::CaptureCommittedBeforeStepDown(std::function<void()> done) {
+  CaptureCommittedIn([](const Database&) { return true; }, /*sync=*/true, std::move(done));
+}
+
+void Store::CaptureCommittedByApps(std::function<void()> done) {
+  if (!is_primary_) return done();
+  CaptureCommittedIn([](const Database& db) { return db.app_writers_seen(); }, /*sync=*/false,
+                     std::move(done));
+}
+
 bool Store::NoCommitInFlight() { return !window_ || window_->NoCommitInFlight(); }
 
 void Store::SetCommitDeadline(std::chrono::steady_clock::time_point deadline) {

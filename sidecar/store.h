@@ -79,6 +79,13 @@ class Store {
   // Stepping down: apps stop passing their commit point from now on, while
   // this node stays primary until the commits already past it are recorded.
   void CloseCommitWindow();
+  // Stepping down: every database records the WAL transactions committed
+  // and not captured yet (Database::CaptureCommitted), durably; then `done`.
+  void CaptureCommittedBeforeStepDown(std::function<void()> done);
+  // The primary's proxy, before it names positions to a client that just
+  // wrote: the databases apps write record what they committed so far (WAL
+  // commits the app did not sync are not waited for). At once elsewhere.
+  void CaptureCommittedByApps(std::function<void()> done);
   // After CloseCommitWindow(): true once no app is between its window check
   // and the sidecar's answer to its Commit. Non-blocking.
   bool NoCommitInFlight();
@@ -115,6 +122,9 @@ class Store {
   DatabaseEnv env_;
   std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
   bool is_primary_ = false;
+  // Runs Database::CaptureCommitted on the databases `which` picks, then `done`.
+  void CaptureCommittedIn(const std::function<bool(const Database&)>& which, bool sync,
+                          std::function<void()> done);
   std::optional<std::chrono::steady_clock::time_point> commit_deadline_;
   std::chrono::milliseconds approval_lead_{0};
   std::unique_ptr<CommitWindow> window_;

@@ -28,6 +28,7 @@ class StoreProxyBackend : public proxy::ProxyBackend {
   std::vector<std::pair<std::string, uint64_t>> ChangedSince(uint64_t seq) const override;
   std::chrono::milliseconds lag() const override;
   void SetChangeListener(std::function<void()> fn) override { listener_ = std::move(fn); }
+  void WhenCommitsRecorded(std::function<void()> fn) override { store_.CaptureCommittedByApps(std::move(fn)); }
 
  private:
   Store& store_;

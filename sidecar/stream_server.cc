@@ -103,18 +103,19 @@ bool StreamSession::Serve(const std::string& name) {
   }
   if (replica.txid >= primary.txid) return true;  // up to date
 
-  ltx::TXIDRange next{replica.txid + 1, replica.txid + 1};
-  if (next.min_txid == 1 && db->log().Has(next)) {
+  const std::optional<ltx::TXIDRange> found = db->log().StartingAt(replica.txid + 1);
+  const ltx::TXIDRange next = found.value_or(ltx::TXIDRange{replica.txid + 1, replica.txid + 1});
+  if (next.min_txid == 1 && found) {
     // The first commit is stored as a snapshot (every page, min TXID 1):
     // send it as it is rather than lock the database to make another.
     Result<std::pair<ltx::Header, ltx::Trailer>> ends = db->log().ReadEnds(next);
     if (ends.ok()) {
-      SendFile(name, db->log().PathFor(next), {1, ends->second.post_apply_checksum},
+      SendFile(name, db->log().PathFor(next), {next.max_txid, ends->second.post_apply_checksum},
                /*remove_after=*/false);
       return false;
     }
   }
-  bool snapshot = next.min_txid == 1 || !db->log().Has(next);
+  bool snapshot = next.min_txid == 1 || !found;
   if (!snapshot) {
     Result<std::pair<ltx::Header, ltx::Trailer>> ends = db->log().ReadEnds(next);
     if (!ends.ok()) {

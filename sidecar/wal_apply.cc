@@ -23,6 +23,8 @@
 namespace litefs {
 namespace {
 
+constexpr const char* kUncapturedWalFrames = "WAL frames were committed after the last capture";
+
 uint32_t Random32() {
   uint32_t r = 0;
   if (getrandom(&r, sizeof r, 0) != sizeof r) r = uint32_t(getpid()) * 2654435761u;
@@ -368,6 +370,10 @@ Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const 
   }
   WalIndexHeader h = hs->header;
   LITEFS_RETURN_IF_ERROR(PublishUnpublished(*index, wal_fd, h));
+  if (const std::optional<ApplyOptions::WalEnd>& e = options.expect_wal_end;
+      e && h.mx_frame > 0 && (h.salt1() != e->salt1 || h.salt2() != e->salt2 || h.mx_frame > e->frame)) {
+    return Status::Error(db_path + ": " + kUncapturedWalFrames);
+  }
   if (h.mx_frame > 0 && h.page_size() != lh.page_size) {
     return Status::Error(db_path + ": page size changes from " + std::to_string(h.page_size()) +
                          " to " + std::to_string(lh.page_size) +
@@ -420,6 +426,10 @@ Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const 
   LITEFS_RETURN_IF_ERROR(index->WriteHeader(h));
   if (!failed.ok()) return failed;
   return h.mx_frame;
+}
+
+bool IsUncapturedWal(const Status& st) {
+  return !st.ok() && st.message().find(kUncapturedWalFrames) != std::string::npos;
 }
 
 }  // namespace litefs

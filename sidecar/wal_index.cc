@@ -46,14 +46,16 @@ void Index::SetChecksum(WalIndexHeader& h) {
   h.cksum[1] = c.s1;
 }
 
-Result<Index::HeaderState> Index::ReadHeader() const {
+Result<Index::HeaderState> Index::ReadHeader() const { return ReadIndexHeader(fd_.get()); }
+
+Result<Index::HeaderState> ReadIndexHeader(int shm_fd) {
   uint8_t both[2 * WalIndexHeader::kSize];
-  Result<size_t> n = fs::PreadFull(fd_.get(), both, sizeof both, 0);
+  Result<size_t> n = fs::PreadFull(shm_fd, both, sizeof both, 0);
   if (!n.ok()) return n.status();
-  HeaderState st;
+  Index::HeaderState st;
   st.header = WalIndexHeader::Decode(both);
   WalIndexHeader copy = st.header;
-  SetChecksum(copy);
+  Index::SetChecksum(copy);
   st.valid = *n == sizeof both &&
              std::memcmp(both, both + WalIndexHeader::kSize, WalIndexHeader::kSize) == 0 &&
              st.header.is_init && st.header.version == kIndexVersion &&

@@ -78,4 +78,8 @@ class Index {
   fs::UniqueFd fd_;
 };
 
+// Index::ReadHeader on any -shm descriptor (a primary's, opened read-only:
+// SQLite maintains it there).
+Result<Index::HeaderState> ReadIndexHeader(int shm_fd);
+
 }  // namespace litefs::wal

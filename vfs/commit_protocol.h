@@ -21,7 +21,16 @@
 //       written since the last commit; the sidecar reads the committed pages
 //       from the file. WAL mode: sent before the WAL write lock is released:
 //       the transaction's frames first..last of the WAL with those salts (the
-//       last one is its commit frame); the sidecar reads them from the WAL.
+//       last one is its commit frame); the sidecar reads them from the WAL,
+//       together with any committed frame before them it has not captured
+//       yet, in WAL order: one LTX file, one TXID per commit frame.
+//       With kCommitAsync (a WAL commit; the app does not wait unless
+//       LITEFS_WAIT_FOR_CAPTURE=1) there is no reply: the frames stay in the
+//       WAL until the sidecar reads them, and its LTX is not synced.
+//       With kCommitFlush only last_frame (the WAL's last committed frame)
+//       matters: "capture everything up to it, make the LTX files durable,
+//       then answer"; sent before anything may overwrite or delete WAL
+//       frames (vfs/db_file.cc).
 //   Abort  {db}                                 -> (no reply)
 //       the write transaction ended without a commit (rollback).
 //   Begun  {db}                                 -> (no reply)
@@ -41,8 +50,9 @@
 
 namespace litefs::wire {
 
-// 2: apps check the commit window (commit_window.h); 3: Begun.
-inline constexpr uint32_t kProtocolVersion = 3;
+// 2: apps check the commit window (commit_window.h); 3: Begun; 4: async WAL
+// commits and flushes.
+inline constexpr uint32_t kProtocolVersion = 4;
 inline constexpr size_t kFrameHeaderSize = 5;             // length + type
 inline constexpr uint32_t kMaxFrameSize = 64u << 20;      // sanity bound
 inline constexpr const char* kSocketName = ".litefs.sock";  // inside the managed dir
@@ -62,6 +72,8 @@ enum class MsgType : uint8_t {
 // Commit flags.
 inline constexpr uint8_t kCommitSynced = 0x1;  // the app fsynced the database (or WAL) in this transaction
 inline constexpr uint8_t kCommitWal = 0x2;     // a WAL transaction: the wal fields are set
+inline constexpr uint8_t kCommitAsync = 0x4;   // WAL, the app does not wait: no reply
+inline constexpr uint8_t kCommitFlush = 0x8;   // WAL: capture up to wal.last_frame
 
 // Where a WAL transaction's frames are.
 struct WalFrames {

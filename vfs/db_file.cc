@@ -30,7 +30,8 @@ constexpr int kShmLockCount = 8;
 
 struct DbFileState {
   DbFileState(std::string n, const SqliteApi& a, const VfsConfig& c)
-      : name(std::move(n)), api(a), link(c.socket_path), window(WindowPath(c)) {}
+      : name(std::move(n)), api(a), link(c.socket_path), window(WindowPath(c)),
+        wait_for_capture(c.wait_for_capture) {}
 
   static std::string WindowPath(const VfsConfig& c) {
     size_t slash = c.socket_path.rfind('/');
@@ -42,6 +43,7 @@ struct DbFileState {
   const SqliteApi& api;
   SidecarLink link;
   CommitWindowClient window;  // entered from the commit check until the Commit is answered
+  const bool wait_for_capture;  // VfsConfig::wait_for_capture
   int lock = SQLITE_LOCK_NONE;
   bool begun = false;   // the sidecar approved a write transaction
   // The commit window's approvals generation read before the sidecar last
@@ -136,6 +138,14 @@ void EndWrite(DbFileState& s) {
   s.dirty.Clear();
 }
 
+// The write transaction ended with a Commit, on the sidecar too.
+void CommitSent(DbFileState& s) {
+  s.window.Leave();
+  s.begun = false;
+  s.synced = false;
+  s.dirty.Clear();
+}
+
 void SendCommit(DbFileState& s, const wire::Message& req) {
   Result<wire::Message> reply = s.link.Call(req, kCommitTimeoutMs, /*may_reconnect=*/false);
   if (!reply.ok()) {
@@ -146,10 +156,7 @@ void SendCommit(DbFileState& s, const wire::Message& req) {
                s.name.c_str(), reply->text.c_str());
   }
   if (!reply.ok() || reply->type != wire::MsgType::kOk) s.approved_generation.reset();
-  s.window.Leave();
-  s.begun = false;  // a Commit ends the write transaction on the sidecar too
-  s.synced = false;
-  s.dirty.Clear();
+  CommitSent(s);
 }
 
 // Hands the committed transaction to the sidecar. The commit point has
@@ -178,6 +185,38 @@ WalIndexHeader ReadWalIndexHeader(sqlite3_file* real, const DbFileState& s) {
   return WalIndexHeader::Decode(bytes);
 }
 
+// Hands a committed WAL transaction to the sidecar without waiting for it:
+// the frames wait in the WAL — durable when the app synced it — where the
+// sidecar reads them in WAL order (FlushWal guards them against being
+// overwritten or deleted first, and makes the LTX files durable then). If
+// the message is lost, the next one, a flush or recovery records the frames.
+void PostWalCommit(DbFileState& s, const wire::Message& req) {
+  s.link.Post(req);
+  CommitSent(s);
+}
+
+// Before anything may overwrite or delete committed WAL frames — a writer
+// about to restart the WAL, a checkpoint that resets it, a connection
+// deleting it at close — the sidecar captures every commit up to the WAL's
+// last one (async commits may not be captured yet). The caller holds the
+// WAL write lock or EXCLUSIVE, so the wal-index header is stable. False if
+// the sidecar could not: the caller refuses its lock and SQLite retries.
+bool FlushWal(sqlite3_file* real, DbFileState& s) {
+  if (!s.shm_region0) return true;
+  WalIndexHeader h = ReadWalIndexHeader(real, s);
+  if (h.mx_frame == 0) return true;
+  wire::Message req;
+  req.type = wire::MsgType::kCommit;
+  req.text = s.name;
+  req.flags = wire::kCommitWal | wire::kCommitFlush;
+  req.wal = {h.salt1(), h.salt2(), 0, h.mx_frame, h.page_size(), h.n_page};
+  Result<wire::Message> reply = s.link.Call(req, kCommitTimeoutMs, /*may_reconnect=*/true);
+  if (reply.ok() && reply->type == wire::MsgType::kOk) return true;
+  LogWarning(SQLITE_BUSY, "cannot let the WAL of %s be reset before the sidecar captured it: %s",
+             s.name.c_str(), reply.ok() ? reply->text.c_str() : reply.message().c_str());
+  return false;
+}
+
 // Hands a WAL transaction to the sidecar before the write lock is released:
 // its frames cannot be overwritten (by a WAL restart) until then. Frames
 // past the start mark are this transaction's; a changed salt means this
@@ -195,7 +234,12 @@ void CommitWalWrite(sqlite3_file* real, DbFileState& s) {
   req.text = s.name;
   req.flags = wire::kCommitWal | (s.synced ? wire::kCommitSynced : 0);
   req.wal = {now.salt1(), now.salt2(), first, now.mx_frame, now.page_size(), now.n_page};
-  SendCommit(s, req);
+  if (s.wait_for_capture) {
+    SendCommit(s, req);  // `<db>-pos` names it when COMMIT returns
+  } else {
+    req.flags |= wire::kCommitAsync;
+    PostWalCommit(s, req);
+  }
 }
 
 // True if the database file says WAL mode (header bytes 18/19 = 2).
@@ -291,6 +335,13 @@ int Lock(sqlite3_file* f, int level) {
     }
     s.begun = true;
   }
+  // EXCLUSIVE on a WAL database: a closing connection about to checkpoint
+  // and delete the WAL, or a change of journal mode.
+  if (level == SQLITE_LOCK_EXCLUSIVE && s.lock < SQLITE_LOCK_EXCLUSIVE && s.shm_region0 &&
+      !FlushWal(Real(f), s)) {
+    Real(f)->pMethods->xUnlock(Real(f), s.lock > SQLITE_LOCK_SHARED ? s.lock : SQLITE_LOCK_SHARED);
+    return SQLITE_BUSY;
+  }
   if (level > s.lock) s.lock = level;
   return SQLITE_OK;
 }
@@ -375,9 +426,28 @@ int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
       }
       s.begun = true;
     }
+    // Holding READ0 (its snapshot is the whole, fully checkpointed WAL), a
+    // writer restarts the WAL over its frames.
+    const bool may_restart = s.shm_read_locks & (1u << kShmFirstReadLock);
+    if (may_restart && !FlushWal(Real(f), s)) {
+      Real(f)->pMethods->xShmLock(Real(f), offset, n, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE);
+      return SQLITE_BUSY;
+    }
     s.wal_writing = true;
     s.synced = false;
     s.wal_start = ReadWalIndexHeader(Real(f), s);
+    return SQLITE_OK;
+  }
+  // The write lock without a read transaction: a RESTART or TRUNCATE
+  // checkpoint, which resets the WAL.
+  if (write_slot && flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE) && s.shm_read_locks == 0 &&
+      s.shm_region0) {
+    int rc = Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
+    if (rc != SQLITE_OK) return rc;
+    if (!FlushWal(Real(f), s)) {
+      Real(f)->pMethods->xShmLock(Real(f), offset, n, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE);
+      return SQLITE_BUSY;
+    }
     return SQLITE_OK;
   }
   if (write_slot && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && s.wal_writing) {

@@ -31,6 +31,8 @@ std::optional<VfsConfig> Load() {
   if (config.dir.size() > 1 && config.dir.back() == '/') config.dir.pop_back();
   const char* sock = getenv("LITEFS_SOCKET");
   config.socket_path = (sock && *sock) ? std::string(sock) : config.dir + "/" + wire::kSocketName;
+  const char* wait = getenv("LITEFS_WAIT_FOR_CAPTURE");
+  config.wait_for_capture = wait && std::string_view(wait) == "1";
   return config;
 }
 

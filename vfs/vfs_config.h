@@ -1,6 +1,7 @@
 // Where liblitefs.so looks: the managed directory from LITEFS_DIR (resolved
 // to a real path) and the sidecar socket, `$LITEFS_DIR/.litefs.sock` unless
-// LITEFS_SOCKET overrides it. Read once from the environment.
+// LITEFS_SOCKET overrides it; LITEFS_WAIT_FOR_CAPTURE=1 makes WAL commits
+// wait until the sidecar recorded them. Read once from the environment.
 #pragma once
 
 #include <optional>
@@ -12,6 +13,9 @@ namespace litefs::vfs {
 struct VfsConfig {
   std::string dir;          // real path of the managed directory, no trailing '/'
   std::string socket_path;  // the sidecar's commit socket
+  // WAL commits wait for the sidecar (so `<db>-pos` names them when COMMIT
+  // returns) instead of being captured from the WAL just after.
+  bool wait_for_capture = false;
 };
 
 // nullopt when LITEFS_DIR is unset or does not name a directory (the library

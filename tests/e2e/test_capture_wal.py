@@ -11,7 +11,7 @@ import pytest
 
 import bank
 
-from litefs_cluster import PYTHON, logical_bytes, logical_checksum
+from litefs_cluster import PYTHON, logical_bytes, logical_checksum, wait_for
 
 
 def assert_converged(cluster, db):
@@ -25,6 +25,28 @@ def assert_converged(cluster, db):
                         capture_output=True, text=True)
     assert ok.stdout.strip() == "ok"
     return int(pos.split("/")[0], 16)
+
+
+def wait_txid(node, db, txid):
+    """WAL commits are captured just after COMMIT returns: wait for it when no
+    close flushed them (another connection stays open)."""
+    return wait_for(lambda: node.pos(db) and int(node.pos(db).split("/")[0], 16) == txid, timeout=10,
+                    what=f"{db} on {node.name} to reach TXID {txid}")
+
+
+def ltx_ranges(node, db):
+    """(min TXID, max TXID) of every LTX file in the node's log, in order."""
+    names = sorted(f.name for f in (node.dir / ".litefs" / "dbs" / db / "ltx").glob("*.ltx"))
+    return [tuple(int(part, 16) for part in name[:-len(".ltx")].split("-")) for name in names]
+
+
+def assert_chain(ranges, first, last):
+    """The files from TXID `first` on follow each other without a gap or an
+    overlap and end at `last`."""
+    tail = [rg for rg in ranges if rg[1] >= first]
+    assert tail and tail[0][0] == first and tail[-1][1] == last, (tail[:3], tail[-3:])
+    for prev, nxt in zip(tail, tail[1:]):
+        assert nxt[0] == prev[1] + 1, (prev, nxt)
 
 
 def last_ltx_header(node, db):
@@ -126,7 +148,8 @@ def test_replica_readers_see_whole_transactions(cluster, mode):
 def test_wal_frames_committed_while_the_sidecar_was_down_are_recovered(cluster):
     """Frames committed without the capture (here: by a process without the
     shim while the sidecar is stopped) are found at restart past the last
-    LTX's WAL range and recorded as the next transaction."""
+    LTX's WAL range and recorded as the next transactions: one TXID per
+    commit, in one LTX file (TXIDs 4-5)."""
     p, r = cluster.primary, cluster.replica
     p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
     plain = {k: v for k, v in p.env().items() if k != "LD_PRELOAD"}
@@ -148,21 +171,24 @@ sys.stdin.readline()
     try:
         assert holder.stdout.readline().strip() == "open"
         p.sqlite("app.db", "INSERT INTO t VALUES ('captured');")
+        wait_txid(p, "app.db", 3)
         cluster.wait_replicated("app.db")
         assert p.stop() == 0
         holder.stdin.write("\n")
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "written"
         p.start()
-        # Both uncaptured commits are recorded together, as one transaction.
-        assert assert_converged(cluster, "app.db") == 4
+        # Both uncaptured commits are recorded, each with its own TXID.
+        assert assert_converged(cluster, "app.db") == 5
+        assert ltx_ranges(p, "app.db")[-1] == (4, 5)
+        assert ltx_ranges(r, "app.db")[-1] == (4, 5)
         assert "WAL frames were committed without an LTX; recording them" in p.log_text()
         assert r.sqlite("app.db", "SELECT count(*) FROM t").stdout.strip() == "3"
     finally:
         holder.communicate("\n", timeout=30)
 
 
-def test_wal_frames_committed_outside_litefs_are_recorded(cluster):
+def test_wal_frames_committed_outside_litefs_are_recorded_with_a_txid_each(cluster):
     p, r = cluster.primary, cluster.replica
     p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
     cluster.wait_replicated("app.db")
@@ -177,11 +203,57 @@ w.execute("INSERT INTO outside VALUES ('not captured')")
 print("written", flush=True)
 sys.stdin.readline()
 """], env=plain, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    before = int(p.pos("app.db").split("/")[0], 16)
     try:
         assert holder.stdout.readline().strip() == "written"
         p.sqlite("app.db", "INSERT INTO t VALUES (2);")
-        assert_converged(cluster, "app.db")
-        assert "WAL frames were committed outside litefs; recording every page" in p.log_text()
+        # The outside commits' frames are still in the WAL: each gets its own
+        # TXID, in WAL order, before ours, all three in one file. (Captured
+        # just after COMMIT returned: the holder's connection keeps the CLI's
+        # close from flushing.)
+        wait_txid(p, "app.db", before + 3)
+        assert assert_converged(cluster, "app.db") == before + 3
+        assert ltx_ranges(p, "app.db")[-1] == (before + 1, before + 3)
+        assert "recording every page" not in p.log_text()
         assert r.sqlite("app.db", "SELECT y FROM outside").stdout.strip() == "not captured"
     finally:
         holder.communicate("\n", timeout=30)
+
+
+def test_async_commits_survive_checkpoints_that_reset_the_wal(cluster):
+    """WAL + NORMAL commits are handed over without waiting: their frames
+    wait in the WAL until the sidecar reads them. A TRUNCATE checkpoint, a
+    writer restarting the WAL after an automatic checkpoint, and the last
+    connection deleting the WAL at close would overwrite them first; the VFS
+    has the sidecar capture everything before it lets them. Every commit
+    keeps its own TXID, in order (commits captured together share a file)."""
+    p, r = cluster.primary, cluster.replica
+    path = str(p.path("app.db"))
+    p.python(f"""
+import sqlite3
+db = sqlite3.connect({path!r}, isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE t(n INTEGER PRIMARY KEY, pad BLOB)")
+""")
+    before = int(cluster.wait_replicated("app.db").split("/")[0], 16)
+    p.python(f"""
+import sqlite3
+db = sqlite3.connect({path!r}, isolation_level=None)
+db.execute("PRAGMA synchronous=NORMAL")
+db.execute("PRAGMA wal_autocheckpoint=50")
+n = 0
+for round in range(3):
+    for i in range(300):
+        n += 1
+        db.execute("INSERT INTO t VALUES (?, randomblob(500))", (n,))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+db.close()
+""")
+    assert assert_converged(cluster, "app.db") == before + 900
+    assert_chain(ltx_ranges(p, "app.db"), before + 1, before + 900)
+    # Closing the last connection flushed: the files are durable, no marker
+    # asks recovery to verify them (capture_durability.h).
+    assert not (p.dir / ".litefs" / "dbs" / "app.db" / "ltx-unsynced").exists()
+    log = p.log_text()
+    assert "capture failed" not in log and "recording every page" not in log, log
+    assert r.sqlite("app.db", "SELECT count(*), sum(n) FROM t").stdout.strip() == f"900|{900 * 901 // 2}"

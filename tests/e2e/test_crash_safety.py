@@ -95,15 +95,17 @@ def test_app_killed_at_random_moments(cluster, mode, sync):
     assert txid >= len(committed)
 
 
-@pytest.mark.parametrize("mode", ["DELETE", "WAL"])
-def test_sidecar_killed_at_random_moments(cluster, mode):
+@pytest.mark.parametrize("mode,sync", [("DELETE", "FULL"), ("WAL", "FULL"), ("WAL", "NORMAL")])
+def test_sidecar_killed_at_random_moments(cluster, mode, sync):
     """The writer keeps going (retrying while the sidecar is away); the
     primary's sidecar is SIGKILLed and restarted again and again."""
     p = cluster.primary
     rng = random.Random("sidecar")
     committed = set()
+    # WAL + NORMAL: commits are handed over without waiting, so kills also
+    # land while the sidecar holds commits it has not captured yet.
     writer = subprocess.Popen([PYTHON, "-u", "-c", WRITER, str(p.path("app.db")), mode,
-                               "FULL"], env=p.env(), stdout=subprocess.PIPE,
+                               sync], env=p.env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
         writer.stdout.readline()
@@ -156,3 +158,62 @@ def test_torn_newest_ltx_is_dropped_at_recovery(cluster, db_changed):
     p.sqlite("app.db", "INSERT INTO t VALUES (3, randomblob(3000));")
     cluster.wait_replicated("app.db", timeout=30)
     assert logical_bytes(cluster.replica.path("app.db")) == logical_bytes(p.path("app.db"))
+
+
+def test_unsynced_ltx_files_torn_by_a_power_failure_are_rebuilt_from_the_wal(cluster):
+    """WAL commits are captured without syncing their LTX files, even with
+    synchronous=FULL: the app's synced WAL is their durable record until the
+    WAL may be reset, and the VFS has the sidecar sync them first
+    (capture_durability.h). A power failure may tear any file written since
+    the last sync, not only the newest. The marker names the first of them;
+    recovery verifies them all, drops the first broken one and every later
+    one, and records the WAL frames after the last intact file again: the
+    same transactions under the same TXIDs, and a replica that was behind
+    catches up through them."""
+    p, r = cluster.primary, cluster.replica
+    ltx_dir = p.dir / ".litefs" / "dbs" / "app.db" / "ltx"
+    marker = ltx_dir.parent / "ltx-unsynced"
+    p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(n INTEGER PRIMARY KEY, pad BLOB);")
+    before = int(cluster.wait_replicated("app.db").split("/")[0], 16)
+    r.stop()
+    # The app keeps its connection: closing the last one would flush (and
+    # sync) before deleting the WAL.
+    app = subprocess.Popen([PYTHON, "-c", f"""
+import sqlite3, sys
+db = sqlite3.connect({str(p.path('app.db'))!r}, isolation_level=None)
+db.execute("PRAGMA synchronous=FULL")
+for n in range(1, 41):
+    db.execute("INSERT INTO t VALUES (?, randomblob(2000))", (n,))
+print("written", flush=True)
+sys.stdin.readline()
+"""], env=p.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert app.stdout.readline().strip() == "written"
+        wait_for(lambda: p.pos("app.db") and int(p.pos("app.db").split("/")[0], 16) == before + 40,
+                 timeout=15, what="the 40 commits to be captured")
+        first_unsynced = int(marker.read_text())
+        assert before < first_unsynced <= before + 1
+        unsynced = sorted(f for f in ltx_dir.glob("*.ltx")
+                          if int(f.name[17:33], 16) >= first_unsynced)
+        assert len(unsynced) >= 3, [f.name for f in unsynced]
+        p.stop(signal.SIGKILL)
+        # The power failure: a file in the middle lost its second half; the
+        # files after it (and the newest) reached the disk whole.
+        torn = unsynced[len(unsynced) // 2]
+        torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
+        p.start()
+
+        def settled():
+            pos = p.pos("app.db")
+            return pos and logical_checksum(p.path("app.db")) == int(pos.split("/")[1], 16) and pos
+        pos = wait_for(settled, timeout=30, what="the primary's position to match its database")
+        assert int(pos.split("/")[0], 16) == before + 40
+        assert "dropping LTX files a power failure left incomplete" in p.log_text()
+        assert not marker.exists()  # recovery made what it kept and wrote durable
+    finally:
+        app.communicate("\n", timeout=30)
+    r.start()
+    pos = cluster.wait_replicated("app.db", timeout=30)
+    assert int(pos.split("/")[0], 16) == before + 40
+    assert logical_bytes(r.path("app.db")) == logical_bytes(p.path("app.db"))
+    assert "sending snapshot" not in p.log_text()  # the history itself was whole again

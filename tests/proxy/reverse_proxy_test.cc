@@ -43,6 +43,10 @@ class FakeBackend : public proxy::ProxyBackend {
   }
   std::chrono::milliseconds lag() const override { return lag_ms; }
   void SetChangeListener(std::function<void()> fn) override { listener = std::move(fn); }
+  void WhenCommitsRecorded(std::function<void()> fn) override {
+    if (!defer_recording) return fn();
+    recorded_waiters.push_back(std::move(fn));
+  }
 
   void Set(const std::string& db, uint64_t txid) {
     txids[db] = txid;
@@ -61,6 +65,8 @@ class FakeBackend : public proxy::ProxyBackend {
   uint64_t seq = 0;
   std::chrono::milliseconds lag_ms{0};
   std::function<void()> listener;
+  bool defer_recording = false;  // WhenCommitsRecorded waits for the test
+  std::vector<std::function<void()>> recorded_waiters;
 };
 
 // The app: answers every request with its method and path.
@@ -207,6 +213,39 @@ TEST_CASE("reverse proxy: a write on the primary returns the token of what it ch
   // GET/HEAD never get a token, even always-forwarded ones (LiteFS).
   Response g = Get(p.port, "/r");
   CHECK(g.Header("Litefs-Txid") == nullptr);
+}
+
+TEST_CASE("reverse proxy: a write's response waits until the node recorded the app's commits") {
+  // The app's commit is recorded only after it answered (as a WAL commit
+  // the sidecar captures just after COMMIT returns): the token must still
+  // name it, and the body must arrive whole.
+  const std::string body(100000, 'w');
+  TestServer app([&](std::shared_ptr<http::Exchange> ex) { ex->Respond(200, {}, body); });
+  ProxyUnderTest p(app.port());
+  p.Do([&] {
+    p.backend.primary_role = true;
+    p.backend.defer_recording = true;
+    p.backend.Set("app.db", 7);
+  });
+  Client c(p.port);
+  c.Send("POST /w HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+  bool waiting = false;
+  for (int i = 0; i < 500 && !waiting; i++) {  // bounded: 5 s
+    p.Do([&] { waiting = !p.backend.recorded_waiters.empty(); });
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(waiting);
+  p.Do([&] {
+    p.backend.Set("app.db", 8);  // the app's commit, recorded now
+    auto waiters = std::move(p.backend.recorded_waiters);
+    for (auto& fn : waiters) fn();
+  });
+  Response r = c.ReadResponse();
+  CHECK(r.status == 200);
+  CHECK(r.body == body);
+  const std::string* token = r.Header("Litefs-Txid");
+  REQUIRE(token != nullptr);
+  CHECK(*token == "app.db=0000000000000008&@0000000000001111");
 }
 
 TEST_CASE("reverse proxy: fly-replay mode, health, and no primary") {

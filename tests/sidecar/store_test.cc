@@ -286,6 +286,56 @@ TEST_CASE("commits written as LTX files replay byte for byte on a replica") {
   CHECK(p.log.size() == 7);
 }
 
+TEST_CASE("commits captured together make one LTX file with a TXID each") {
+  TempDir dir;
+  Primary p(dir);
+  // Three transactions the capture saw only after all of them committed
+  // (WAL commits the app did not wait for): their pages' newest versions.
+  std::vector<uint8_t> before = test::ReadBytes(p.path);
+  {
+    Sqlite db(p.path);
+    db.Exec("INSERT INTO t2 SELECT a + 1000, b FROM t2");
+    db.Exec("UPDATE t1 SET b = upper(b) WHERE a % 10 = 0");
+    db.Exec("DELETE FROM t3 WHERE a > 20");
+  }
+  std::vector<uint8_t> after = test::ReadBytes(p.path);
+  std::vector<wire::ByteRange> ranges = test::ChangedRanges(before, after, kPageSize);
+  Result<DbView> view = DbView::Open(p.path);
+  REQUIRE(view.ok());
+  std::vector<uint32_t> pages = PagesTouched(ranges, view->page_size(), view->page_count());
+  LtxWriteOptions options = Options(true);
+  options.transactions = 3;
+  Result<ltx::Pos> pos = WriteCommitLtx(*view, &pages, p.positions.back(), p.cs, p.log, options);
+  REQUIRE_MESSAGE(pos.ok(), pos.message());
+  CHECK(pos->txid == 4);
+  CHECK(pos->checksum == ChecksumOf(p.path));
+
+  // Named and indexed as TXIDs 2-4: a stream looks it up by its first TXID.
+  REQUIRE(p.log.StartingAt(2).has_value());
+  CHECK(p.log.StartingAt(2)->max_txid == 4);
+  CHECK_FALSE(p.log.StartingAt(3).has_value());
+  CHECK_FALSE(p.log.StartingAt(4).has_value());
+  CHECK(p.log.Latest()->max_txid == 4);
+  const std::string file = p.log.PathFor({2, 4});
+  CHECK(file.ends_with(ltx::FormatFileName(2, 4)));
+  Result<VerifiedLtx> v = ReadAndVerifyLtx(file);
+  REQUIRE_MESSAGE(v.ok(), v.message());
+  CHECK(v->header.min_txid == 2);
+  CHECK(v->header.max_txid == 4);
+  CHECK(v->header.pre_apply_checksum == p.positions[1].checksum);
+  CHECK(v->trailer.post_apply_checksum == pos->checksum);
+
+  // A replica at TXID 1 applies it and lands on the same bytes.
+  REQUIRE(fs::MakeDirs(dir / "replica").ok());
+  const std::string target = dir / "replica/src.db";
+  PageChecksums tcs;
+  REQUIRE(Apply(target, p.LtxPath(1), tcs).ok());
+  Status st = Apply(target, file, tcs);
+  REQUIRE_MESSAGE(st.ok(), st.message());
+  CHECK(test::ReadBytes(target) == after);
+  CHECK(tcs.value() == pos->checksum);
+}
+
 TEST_CASE("pages a commit appends are captured even when no range names them") {
   TempDir dir;
   Primary p(dir);

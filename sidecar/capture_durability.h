@@ -1,0 +1,49 @@
+// A primary's LTX files are written without a sync whenever the transaction
+// has another durable record until the file reaches the disk:
+//
+//  - a WAL commit: its frames stay in the WAL, synced by the app when it
+//    asked for it (synchronous=FULL), until SQLite restarts, truncates or
+//    deletes the WAL — and before any of those the VFS has the sidecar
+//    capture the WAL (a flush), which syncs the files (MakeDurable). Recovery
+//    records the frames after the last intact file again: the same pages in
+//    the same order, so the same TXIDs and checksums;
+//  - a commit the app did not sync (synchronous=OFF in a rollback journal
+//    mode): a power failure may lose it from the database too.
+//
+// A crash of the sidecar loses nothing (the page cache survives it). A
+// power failure may tear or lose any file written since the last sync, not
+// only the newest. The marker `<data-dir>/dbs/<db>/ltx-unsynced`, made
+// durable before the first unsynced file and naming its TXID, tells recovery
+// which files to verify: the first that fails (or breaks the chain of
+// checksums) and every later one are dropped, and the comparison with the
+// database records what is missing again (Database::RecoverJob).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ltx/status.h"
+
+namespace litefs {
+
+class CaptureDurability {
+ public:
+  explicit CaptureDurability(std::string marker_path) : marker_path_(std::move(marker_path)) {}
+
+  // Before writing TXID `first_txid` unsynced: the marker is durable (and
+  // names the first such TXID since the last sync) once this returns.
+  Status BeforeUnsynced(uint64_t first_txid);
+  // The first TXID written unsynced since the last sync, from the marker on
+  // disk; nullopt when every file is durable.
+  std::optional<uint64_t> UnsyncedFrom() const;
+  // Syncs the file system holding `ltx_dir` and removes the marker. Cheap
+  // when nothing is unsynced.
+  Status MakeDurable(const std::string& ltx_dir);
+
+ private:
+  std::string marker_path_;
+  std::optional<bool> marked_;  // unknown until first asked
+};
+
+}  // namespace litefs
