@@ -1,31 +1,27 @@
 // See capture_durability.h.
 #include "sidecar/capture_durability.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <charconv>
-
-#include "sidecar/fsutil.h"
+#include <string>
 
 namespace litefs {
 
 Status CaptureDurability::BeforeUnsynced(uint64_t first_txid) {
   if (!marked_) marked_ = UnsyncedFrom().has_value();
   if (*marked_) return Status();
-  LITEFS_RETURN_IF_ERROR(fs::MakeDirs(fs::Dirname(marker_path_)));
-  LITEFS_RETURN_IF_ERROR(fs::WriteFileAtomic(marker_path_, std::to_string(first_txid) + "\n", /*sync=*/true));
+  LITEFS_RETURN_IF_ERROR(marker_.Place(std::to_string(first_txid) + "\n"));
   marked_ = true;
   return Status();
 }
 
 std::optional<uint64_t> CaptureDurability::UnsyncedFrom() const {
-  Result<std::string> text = fs::ReadFile(marker_path_);
-  if (!text.ok()) return std::nullopt;
-  uint64_t txid = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), txid);
+  if (!marker_.Exists()) return std::nullopt;
   // An unreadable marker (torn by the power failure it is there for) still
   // says files may be unsynced: verify them all.
+  Result<std::string> text = marker_.Read();
+  if (!text.ok()) return 1;
+  uint64_t txid = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), txid);
   if (ec != std::errc() || txid == 0) return 1;
   return txid;
 }
@@ -33,11 +29,7 @@ std::optional<uint64_t> CaptureDurability::UnsyncedFrom() const {
 Status CaptureDurability::MakeDurable(const std::string& ltx_dir) {
   if (!marked_) marked_ = UnsyncedFrom().has_value();
   if (!*marked_) return Status();
-  Result<fs::UniqueFd> fd = fs::Open(ltx_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (!fd.ok()) return fd.status();
-  if (syncfs(fd->get()) != 0) return fs::ErrnoError("syncfs", ltx_dir);
-  LITEFS_RETURN_IF_ERROR(fs::RemoveFile(marker_path_));
-  LITEFS_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(marker_path_)));
+  LITEFS_RETURN_IF_ERROR(marker_.SyncAndRemove({ltx_dir}));
   marked_ = false;
   return Status();
 }

@@ -24,12 +24,13 @@
 #include <string>
 
 #include "ltx/status.h"
+#include "sidecar/durability_marker.h"
 
 namespace litefs {
 
 class CaptureDurability {
  public:
-  explicit CaptureDurability(std::string marker_path) : marker_path_(std::move(marker_path)) {}
+  explicit CaptureDurability(std::string marker_path) : marker_(std::move(marker_path)) {}
 
   // Before writing TXID `first_txid` unsynced: the marker is durable (and
   // names the first such TXID since the last sync) once this returns.
@@ -42,7 +43,7 @@ class CaptureDurability {
   Status MakeDurable(const std::string& ltx_dir);
 
  private:
-  std::string marker_path_;
+  DurabilityMarker marker_;
   std::optional<bool> marked_;  // unknown until first asked
 };
 

@@ -10,14 +10,12 @@ namespace litefs {
 
 Status ReplicaDurability::BeforeUnsyncedApply() {
   if (marked_) return Status();
-  LITEFS_RETURN_IF_ERROR(fs::MakeDirs(fs::Dirname(marker_path_)));
-  LITEFS_RETURN_IF_ERROR(fs::WriteFileAtomic(
-      marker_path_, "replica applies since this file was written may not be on disk yet\n", /*sync=*/true));
+  LITEFS_RETURN_IF_ERROR(marker_.Place("replica applies since this file was written may not be on disk yet\n"));
   marked_ = true;
   return Status();
 }
 
-bool ReplicaDurability::Marked() const { return marked_ || fs::Exists(marker_path_); }
+bool ReplicaDurability::Marked() const { return marked_ || marker_.Exists(); }
 
 void ReplicaDurability::HoldWal() {
   if (!db_hold_.valid()) {
@@ -43,13 +41,7 @@ void ReplicaDurability::ReleaseWal() {
 Status ReplicaDurability::MakeDurable(const std::string& ltx_dir) {
   ReleaseWal();
   if (!Marked()) return Status();
-  for (const std::string& path : {ltx_dir, fs::Dirname(db_path_)}) {
-    Result<fs::UniqueFd> fd = fs::Open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (!fd.ok()) return fd.status();
-    if (syncfs(fd->get()) != 0) return fs::ErrnoError("syncfs", path);
-  }
-  LITEFS_RETURN_IF_ERROR(fs::RemoveFile(marker_path_));
-  LITEFS_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(marker_path_)));
+  LITEFS_RETURN_IF_ERROR(marker_.SyncAndRemove({ltx_dir, fs::Dirname(db_path_)}));
   marked_ = false;
   return Status();
 }

@@ -33,6 +33,7 @@
 #include <string>
 
 #include "ltx/status.h"
+#include "sidecar/durability_marker.h"
 #include "sidecar/fsutil.h"
 
 namespace litefs {
@@ -40,7 +41,7 @@ namespace litefs {
 class ReplicaDurability {
  public:
   ReplicaDurability(std::string marker_path, std::string db_path)
-      : marker_path_(std::move(marker_path)), db_path_(std::move(db_path)) {}
+      : marker_(std::move(marker_path)), db_path_(std::move(db_path)) {}
 
   // Before an unsynced apply: the marker is durable once this returns.
   Status BeforeUnsyncedApply();
@@ -57,7 +58,7 @@ class ReplicaDurability {
   Status MakeDurable(const std::string& ltx_dir);
 
  private:
-  std::string marker_path_;
+  DurabilityMarker marker_;
   std::string db_path_;
   bool marked_ = false;  // known durable in this process
   fs::UniqueFd db_hold_;         // SHARED range read-locked
