@@ -42,16 +42,22 @@ def committed_numbers(output):
     return {int(m.group(1)) for m in re.finditer(r"^committed (\d+)$", output, re.M)}
 
 
+def wait_settled(node, db, timeout=30):
+    """Waits until the node's position names its database as SQLite sees it
+    (recovery done, every commit captured); returns the position."""
+    def settled():
+        pos = node.pos(db)
+        return pos and logical_checksum(node.path(db)) == int(pos.split("/")[1], 16) and pos
+    return wait_for(settled, timeout=timeout, what=f"{node.name}'s position to match its database")
+
+
 def check_history(cluster, db, committed):
     """The invariants after crashes, once everything has settled."""
     p, r = cluster.primary, cluster.replica
     # The sidecar notices a killed writer when its socket closes and then
     # recovers the database (rolling back a hot journal, or recording a
     # commit that passed its commit point): wait for that to settle.
-    def settled():
-        pos = p.pos(db)
-        return pos and logical_checksum(p.path(db)) == int(pos.split("/")[1], 16) and pos
-    wait_for(settled, timeout=60, what="the primary's position to match its database")
+    wait_settled(p, db, timeout=60)
     pos = cluster.wait_replicated(db, timeout=60)
     txid, checksum = (int(x, 16) for x in pos.split("/"))
     # Position = database (as SQLite sees it, through the WAL), on both nodes.
@@ -146,10 +152,7 @@ def test_torn_newest_ltx_is_dropped_at_recovery(cluster, db_changed):
     torn = ltx_dirs[0] / f"{txid + 1:016x}-{txid + 1:016x}.ltx"
     torn.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     p.start()
-    def settled():
-        pos = p.pos("app.db")
-        return pos and logical_checksum(p.path("app.db")) == int(pos.split("/")[1], 16) and pos
-    pos = wait_for(settled, timeout=30, what="the primary's position to match its database")
+    pos = wait_settled(p, "app.db")
     assert "dropping an incomplete LTX file" in p.log_text()
     assert int(pos.split("/")[0], 16) == (txid + 1 if db_changed else txid)
     if not db_changed:
@@ -203,10 +206,7 @@ sys.stdin.readline()
         torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
         p.start()
 
-        def settled():
-            pos = p.pos("app.db")
-            return pos and logical_checksum(p.path("app.db")) == int(pos.split("/")[1], 16) and pos
-        pos = wait_for(settled, timeout=30, what="the primary's position to match its database")
+        pos = wait_settled(p, "app.db")
         assert int(pos.split("/")[0], 16) == before + 40
         assert "dropping LTX files a power failure left incomplete" in p.log_text()
         assert not marker.exists()  # recovery made what it kept and wrote durable
