@@ -61,6 +61,13 @@ Database::Database(const DatabaseEnv& env, std::string name)
       durability_(env.data_dir + "/dbs/" + name_ + "/applies-unsynced", db_path_),
       capture_durability_(env.data_dir + "/dbs/" + name_ + "/ltx-unsynced") {}
 
+Database::~Database() {
+  if (capture_pacing_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(capture_pacing_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+}
+
 ltx::Pos Database::pos() const {
   std::lock_guard<std::mutex> lock(mu_);
   return pos_;
@@ -350,55 +357,71 @@ Status Database::DropBrokenUnsyncedLtx(uint64_t first) {
 
 void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done) {
   if (commit.flags & wire::kCommitAsync) {
-    // One queued capture serves every async commit announced before it
-    // starts: it captures everything the WAL holds when it runs.
+    // Nobody waits: one queued capture serves every async commit announced
+    // before it starts, capturing everything the WAL holds when it runs.
     bool queued;
     {
       std::lock_guard<std::mutex> lock(mu_);
       queued = async_job_queued_;
       async_job_queued_ = true;
     }
-    if (queued) return done(pos());
+    if (!queued) {
+      if (pace_next_capture_) {
+        PaceAsyncCapture();
+      } else {
+        PostAsyncCapture();
+      }
+    }
+    return done(pos());
   }
   auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
   auto captured = std::make_shared<uint64_t>(0);
   const uint64_t start_ns = uv_hrtime();
   strand_.Post([this, result, captured, commit = std::move(commit)] {
-                 if (commit.flags & wire::kCommitAsync) {
-                   std::lock_guard<std::mutex> lock(mu_);
-                   async_job_queued_ = false;
-                 }
                  *result = CommitJob(commit);
                  *captured = captured_in_job_;
                },
                [this, result, captured, start_ns, done = std::move(done)] {
-                 if (result->ok()) {
-                   commit_count_ += *captured;
-                   last_apply_lag_ms_ = 0;
-                   if (env_.metrics) env_.metrics->commit.Observe(double(uv_hrtime() - start_ns) / 1e9);
-                   Finished(Status(), true);
-                 } else {
-                   log::Error("capture failed; recovering",
-                              {{"db", name_}, {"error", result->message()}});
-                   Recover();  // rebuilds the table and records the commit from the files
-                 }
+                 CaptureFinished(*result, *captured, start_ns);
                  done(*result);
                });
+}
+
+void Database::PostAsyncCapture() { CaptureCommitted(/*sync=*/false, nullptr); }
+
+void Database::PaceAsyncCapture() {
+  if (!capture_pacing_timer_) {
+    capture_pacing_timer_ = new uv_timer_t;
+    uv_timer_init(env_.loop, capture_pacing_timer_);
+    capture_pacing_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(capture_pacing_timer_));  // never keeps the loop alive
+  }
+  uv_timer_start(
+      capture_pacing_timer_, [](uv_timer_t* t) { static_cast<Database*>(t->data)->PostAsyncCapture(); },
+      kCapturePacing.count(), 0);
+}
+
+void Database::CaptureFinished(const Result<ltx::Pos>& result, uint64_t captured, uint64_t start_ns) {
+  if (!result.ok()) {
+    log::Error("capture failed; recovering", {{"db", name_}, {"error", result.message()}});
+    Recover();  // rebuilds the table and records the commit from the files
+    return;
+  }
+  if (captured == 0) return;
+  commit_count_ += captured;
+  last_apply_lag_ms_ = 0;
+  if (env_.metrics) env_.metrics->commit.Observe(double(uv_hrtime() - start_ns) / 1e9);
+  Finished(Status(), true);
 }
 
 Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
   // A WAL commit's file is synced only when the app waits for it; otherwise
   // the WAL is its durable record until a flush (capture_durability.h).
-  const bool sync = (commit.flags & wire::kCommitSynced) && !(commit.flags & wire::kCommitAsync) &&
-                    !(commit.flags & wire::kCommitFlush);
+  const bool sync = (commit.flags & wire::kCommitSynced) && !(commit.flags & wire::kCommitFlush);
   LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), sync};
   captured_in_job_ = 0;
   Result<ltx::Pos> next = Status::Error("not captured");
-  if (commit.flags & wire::kCommitAsync) {
-    // Up to the WAL's last commit frame as SQLite published it, whatever
-    // order the messages of several connections arrive in.
-    next = CaptureCommittedJob(/*sync=*/false);
-  } else if (commit.flags & wire::kCommitWal) {
+  if (commit.flags & wire::kCommitWal) {
     next = CaptureWalUpTo(commit.wal, opts);
   } else {
     if (!opts.sync) LITEFS_RETURN_IF_ERROR(capture_durability_.BeforeUnsynced(pos().txid + 1));
@@ -477,23 +500,28 @@ Result<ltx::Pos> Database::CaptureCommittedJob(bool sync) {
 void Database::CaptureCommitted(bool sync, std::function<void()> done) {
   auto result = std::make_shared<Result<ltx::Pos>>(pos());
   auto captured = std::make_shared<uint64_t>(0);
+  const uint64_t start_ns = uv_hrtime();
   strand_.Post(
       [this, result, captured, sync] {
+        {
+          // This job captures every commit announced so far: the next async
+          // commit needs a job of its own.
+          std::lock_guard<std::mutex> lock(mu_);
+          async_job_queued_ = false;
+        }
         captured_in_job_ = 0;
+        // Up to the WAL's last commit frame as SQLite published it, whatever
+        // order the messages of several connections arrive in.
         *result = CaptureCommittedJob(sync);
         *captured = captured_in_job_;
         if (!result->ok()) wal_tail_.known = false;
       },
-      [this, result, captured, done = std::move(done)] {
-        if (!result->ok()) {
-          log::Error("cannot capture the WAL's committed transactions; recovering",
-                     {{"db", name_}, {"error", result->message()}});
-          Recover();
-        } else if (*captured > 0) {
-          commit_count_ += *captured;
-          Finished(Status(), true);
-        }
-        done();
+      [this, result, captured, start_ns, done = std::move(done)] {
+        // Several commits were waiting: the app commits faster than one file
+        // per commit; let the next capture wait a little and take more.
+        pace_next_capture_ = result->ok() && *captured > 1;
+        CaptureFinished(*result, *captured, start_ns);
+        if (done) done();
       });
 }
 

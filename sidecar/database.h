@@ -70,6 +70,7 @@ Status ValidateDbName(std::string_view name);
 class Database {
  public:
   Database(const DatabaseEnv& env, std::string name);
+  ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
@@ -196,6 +197,12 @@ class Database {
   // them (apps cannot write a replica, so the frames are all ours).
   void NoteAppliedWalEnd();
   Result<ltx::Pos> CaptureCommittedJob(bool sync);
+  // Async WAL commits: a capture job now, or after kCapturePacing when the
+  // last capture found several commits waiting (loop thread).
+  void PostAsyncCapture();
+  void PaceAsyncCapture();
+  // A capture's completion: metrics and subscribers, or recovery on failure.
+  void CaptureFinished(const Result<ltx::Pos>& result, uint64_t captured, uint64_t start_ns);
 
   Result<ltx::Pos> CaptureWal(const wire::WalFrames& frames, ltx::Pos prev, LtxWriteOptions opts);
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
@@ -272,6 +279,13 @@ class Database {
   // Loop thread.
   State state_ = State::kRecovering;
   bool app_writers_seen_ = false;
+  // Under load, captures of async WAL commits are spaced kCapturePacing apart
+  // so that more commits share a file: fewer files and wake-ups, and more of
+  // the shared cores left to the app. A commit that waits (rollback mode,
+  // LITEFS_WAIT_FOR_CAPTURE), a flush and the proxy's capture are not paced.
+  static constexpr std::chrono::milliseconds kCapturePacing{1};
+  bool pace_next_capture_ = false;
+  uv_timer_t* capture_pacing_timer_ = nullptr;  // created on first use
   std::string problem_ = "recovering";
   std::function<void(Database&)> on_change_;
   std::vector<std::function<void()>> settled_waiters_;
