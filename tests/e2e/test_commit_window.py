@@ -17,13 +17,17 @@ from litefs_cluster import LITEFS, PYTHON, wait_for
 DB = "app.db"
 
 # Holds one write transaction open until told to commit, then reports what
-# COMMIT returned and whether its row is in the database.
+# COMMIT returned and whether its row is in the database. With argv[4] =
+# "warm", the connection commits a row first, so that the sidecar has
+# approved it and the held transaction begins unasked.
 OPEN_TRANSACTION = r"""
 import sqlite3, sys
 path, mode, sync = sys.argv[1], sys.argv[2], sys.argv[3]
 c = sqlite3.connect(path, isolation_level=None, timeout=5)
 c.execute(f"PRAGMA journal_mode={mode}")
 c.execute(f"PRAGMA synchronous={sync}")
+if sys.argv[4:] == ["warm"]:
+    c.execute("INSERT INTO t VALUES('warm', 0)")
 c.execute("BEGIN IMMEDIATE")
 c.execute("INSERT INTO t VALUES('pending', 0)")
 print("begun", flush=True)
@@ -41,8 +45,9 @@ print("present" if present else "absent", flush=True)
 
 
 class OpenTransaction:
-    def __init__(self, node, mode, sync="FULL"):
-        self.proc = subprocess.Popen([PYTHON, "-c", OPEN_TRANSACTION, str(node.path(DB)), mode, sync],
+    def __init__(self, node, mode, sync="FULL", warm=False):
+        self.proc = subprocess.Popen([PYTHON, "-c", OPEN_TRANSACTION, str(node.path(DB)), mode, sync]
+                                     + (["warm"] if warm else []),
                                      env=node.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
@@ -64,6 +69,12 @@ def window_open(node):
     data = (node.dir / ".litefs.window").read_bytes()
     until, = struct.unpack_from("<Q", data, 8)
     return until != 0 and time.clock_gettime_ns(time.CLOCK_MONOTONIC) < until
+
+
+def approvals_generation(node):
+    """The commit window's approvals generation (bumped when approvals are
+    withdrawn, as a handoff's drain starts)."""
+    return struct.unpack_from("<Q", (node.dir / ".litefs.window").read_bytes(), 24)[0]
 
 
 def txid(node):
@@ -162,5 +173,38 @@ def test_transaction_open_across_handoff_fails_at_commit(tmp_path, etcd, mode):
         # The old primary did not record the refused transaction as its own
         # (the new primary would then have resynced it by snapshot).
         assert "sending snapshot" not in new.log_text()
+    finally:
+        clean_up(app, nodes)
+
+
+def test_an_unasked_wal_transaction_open_at_a_handoff_commits_during_the_drain(tmp_path, etcd):
+    """Once approved, a WAL connection begins its write transactions without
+    asking (it only announces them, Begun). A handoff's drain waits for one
+    that is open, so it commits before the lease moves and the successor has
+    it (its capture, which the app does not wait for, happens before the
+    step-down completes)."""
+    old = EtcdNode(tmp_path, "n0", [etcd.url]).start()
+    wait_for(old.is_primary, 10, what="a primary")
+    new = EtcdNode(tmp_path, "n1", [etcd.url]).start()
+    nodes = [old, new]
+    app = None
+    try:
+        setup_db(old, "wal")
+        wait_for(lambda: converged(nodes, DB), 10, what="the replica to receive")
+        app = OpenTransaction(old, "wal", warm=True)
+        generation = approvals_generation(old)
+        promote = subprocess.Popen([str(LITEFS), "promote", "-url", f"http://127.0.0.1:{new.port}"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The drain has started (approvals withdrawn); its limit is 2 s.
+        wait_for(lambda: approvals_generation(old) != generation, 5, interval=0.005,
+                 what="the old primary to start draining")
+        assert window_open(old)
+        lines, err = app.commit()
+        assert lines == ["commit ok", "present"], (lines, err)
+        _, perr = promote.communicate(timeout=30)
+        assert promote.returncode == 0, perr
+        assert primary_of(nodes) is new
+        assert "write transactions still open after the drain limit" not in old.log_text()
+        settle(nodes, {"before", "warm", "pending"})
     finally:
         clean_up(app, nodes)
