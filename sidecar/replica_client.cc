@@ -79,7 +79,11 @@ void ReplicaClient::Connect() {
 }
 
 void ReplicaClient::OnHeaders(int status, const http::HeaderList& headers) {
-  if (status != 200) return;  // reported by OnDone with the body's message
+  refusal_.reset();
+  if (status != 200) {
+    refusal_.emplace();  // the body is the primary's reason, not a stream
+    return;
+  }
   PrimaryInfo primary{options_.primary_hostname, options_.primary_url, "", 0, false};
   for (const auto& [name, value] : headers) {
     if (HeaderIs(name, "Litefs-Id")) primary.node_id = std::strtoull(value.c_str(), nullptr, 16);
@@ -101,6 +105,11 @@ void ReplicaClient::OnHeaders(int status, const http::HeaderList& headers) {
 
 http::DataAction ReplicaClient::OnData(std::span<const uint8_t> data) {
   if (!error_.empty()) return http::DataAction::kContinue;  // being cancelled
+  if (refusal_) {
+    refusal_->append(reinterpret_cast<const char*>(data.data()),
+                     std::min(data.size(), kMaxRefusalBytes - std::min(kMaxRefusalBytes, refusal_->size())));
+    return http::DataAction::kContinue;
+  }
   if (paused_) return http::DataAction::kPause;
   Result<size_t> used = Decode(data);
   if (!used.ok()) {
@@ -283,6 +292,8 @@ void ReplicaClient::OnDone(Status status, int http_status) {
     why = status.message();
   } else if (http_status != 200) {
     why = "the primary answered HTTP " + std::to_string(http_status);
+    if (refusal_ && !refusal_->empty()) why += ": " + *refusal_;
+    while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
   } else {
     why = "the stream ended";
   }

@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ltx/status.h"
@@ -85,6 +86,9 @@ class ReplicaClient {
   uint64_t transfer_ = 0;
   bool stopped_ = true;
   bool connected_ = false;
+  // The body of a response other than 200 (the primary's reason), bounded.
+  std::optional<std::string> refusal_;
+  static constexpr size_t kMaxRefusalBytes = 512;
   bool ready_ = false;
   int failures_ = 0;
   int64_t last_primary_ms_ = -1;

@@ -174,6 +174,10 @@ def test_clean_shutdown_hands_over_at_once(tmp_path, etcd):
         writers.append(w)
         wait_for(lambda: len(w.acked()) >= 50, 20, what="writes")
         others = [n for n in nodes if n is not old]
+        # The successor catches up over the stream it already has (a node
+        # that stopped being primary serves no new ones): 50 commits may
+        # take less time than the replicas' first connection.
+        wait_for(lambda: all(n.pos(DB) for n in others), 10, what="the replicas to follow")
         stopped_at = time.monotonic()
         old.proc.send_signal(signal.SIGTERM)
         new = wait_for(lambda: primary_of(others), TTL, interval=0.005, what="a new primary")

@@ -277,3 +277,18 @@ for i in range(5000):
     assert wal < 2500 * frame, f"replica WAL grew to {wal // frame} frames"
     assert r.sqlite("app.db", "SELECT count(*) FROM t").stdout.strip() == "5000"
 
+
+
+def test_a_node_that_is_not_the_primary_refuses_the_stream_with_its_reason(cluster, tmp_path):
+    """A replica pointed at a node that is not the primary reports that node's
+    answer (HTTP 503 and its reason), not its error text read as stream
+    frames, and keeps retrying."""
+    from litefs_cluster import Node, free_port
+    r = cluster.replica
+    lost = Node(tmp_path, "lost", free_port(), r.port, candidate=False).start()
+    try:
+        wait_for(lambda: "the primary answered HTTP 503: lease expired" in lost.log_text(), 10,
+                 what="the refusal to be reported")
+        assert "bad stream" not in lost.log_text()
+    finally:
+        lost.stop()
