@@ -145,16 +145,27 @@ def test_transaction_open_across_lease_expiry_fails_at_commit(tmp_path, etcd, mo
         clean_up(app, nodes)
 
 
+def start_primary_and_candidate(tmp_path, etcd, mode):
+    """A primary with the database and a second candidate that has it too."""
+    old = EtcdNode(tmp_path, "n0", [etcd.url]).start()
+    new = None
+    try:
+        wait_for(old.is_primary, 10, what="a primary")
+        new = EtcdNode(tmp_path, "n1", [etcd.url]).start()
+        setup_db(old, mode)
+        wait_for(lambda: converged([old, new], DB), 10, what="the replica to receive")
+    except BaseException:
+        clean_up(None, [n for n in (old, new) if n])
+        raise
+    return old, new
+
+
 @pytest.mark.parametrize("mode", ["wal", "delete"])
 def test_transaction_open_across_handoff_fails_at_commit(tmp_path, etcd, mode):
-    old = EtcdNode(tmp_path, "n0", [etcd.url]).start()
-    wait_for(old.is_primary, 10, what="a primary")
-    new = EtcdNode(tmp_path, "n1", [etcd.url]).start()
+    old, new = start_primary_and_candidate(tmp_path, etcd, mode)
     nodes = [old, new]
     app = None
     try:
-        setup_db(old, mode)
-        wait_for(lambda: converged(nodes, DB), 10, what="the replica to receive")
         # synchronous=OFF: SQLite still announces the commit (SQLITE_FCNTL_SYNC)
         # without syncing, and the check still happens.
         app = OpenTransaction(old, mode, sync="OFF")
@@ -183,14 +194,10 @@ def test_an_unasked_wal_transaction_open_at_a_handoff_commits_during_the_drain(t
     that is open, so it commits before the lease moves and the successor has
     it (its capture, which the app does not wait for, happens before the
     step-down completes)."""
-    old = EtcdNode(tmp_path, "n0", [etcd.url]).start()
-    wait_for(old.is_primary, 10, what="a primary")
-    new = EtcdNode(tmp_path, "n1", [etcd.url]).start()
+    old, new = start_primary_and_candidate(tmp_path, etcd, "wal")
     nodes = [old, new]
     app = None
     try:
-        setup_db(old, "wal")
-        wait_for(lambda: converged(nodes, DB), 10, what="the replica to receive")
         app = OpenTransaction(old, "wal", warm=True)
         generation = approvals_generation(old)
         promote = subprocess.Popen([str(LITEFS), "promote", "-url", f"http://127.0.0.1:{new.port}"],
