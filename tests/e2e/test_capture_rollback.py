@@ -156,6 +156,21 @@ for t in threads: t.join()
     assert len(list(ltx_dir.glob("*.ltx"))) == 401
 
 
+def test_renaming_the_database_away_replicates_as_a_deletion(cluster, tmp_path):
+    """A database moved out of the managed directory is gone there: the
+    deletion marker replicates as for an unlink."""
+    from litefs_cluster import wait_for
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    before = int(cluster.wait_replicated("app.db").split("/")[0], 16)
+    p.path("app.db").rename(tmp_path / "moved.db")
+    pos = wait_for(lambda: (p.pos("app.db") or "").startswith(f"{before + 1:016x}") and p.pos("app.db"),
+                   what="the deletion marker")
+    assert pos == f"{before + 1:016x}/8000000000000000\n"
+    wait_for(lambda: r.pos("app.db") == pos, what="the replica to apply the deletion")
+    assert not r.path("app.db").exists()
+
+
 @pytest.mark.parametrize("mode", ["DELETE", "WAL"])
 def test_deleting_the_database_replicates(cluster, mode):
     """Deleting the file on the primary records a deletion marker (commit 0);
