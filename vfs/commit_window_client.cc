@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "vfs/commit_window.h"
+#include "vfs/process_id.h"
 
 namespace litefs::vfs {
 namespace {
@@ -37,7 +38,7 @@ uint64_t MonotonicNs() {
 }  // namespace
 
 CommitWindowClient::~CommitWindowClient() {
-  if (pid_ == getpid()) Leave();
+  if (pid_ == CurrentPid()) Leave();
   Unmap();
 }
 
@@ -50,7 +51,7 @@ void CommitWindowClient::Unmap() {
 }
 
 bool CommitWindowClient::Map() {
-  if (map_ && pid_ == getpid()) return true;
+  if (map_ && pid_ == CurrentPid()) return true;
   Unmap();  // inherited across fork: the parent's lock is not ours to release
   int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -78,12 +79,12 @@ bool CommitWindowClient::Map() {
   }
   fd_ = fd;
   map_ = bytes;
-  pid_ = getpid();
+  pid_ = CurrentPid();
   return true;
 }
 
 CommitWindowClient::Verdict CommitWindowClient::Enter() {
-  if (entered_ && pid_ == getpid()) return Verdict::kOpen;
+  if (entered_ && pid_ == CurrentPid()) return Verdict::kOpen;
   if (!Map()) return Verdict::kUnavailable;
   if (!SetLock(fd_, F_RDLCK)) {
     // The sidecar holds the exclusive lock: it is closing the window.
@@ -123,7 +124,7 @@ bool CommitWindowClient::MayBeginUnasked(uint64_t generation) {
 }
 
 void CommitWindowClient::Leave() {
-  if (!entered_ || pid_ != getpid()) return;
+  if (!entered_ || pid_ != CurrentPid()) return;
   SetLock(fd_, F_UNLCK);
   entered_ = false;
 }

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "vfs/process_id.h"
+
 namespace litefs::vfs {
 namespace {
 
@@ -26,7 +28,7 @@ int64_t NowMs() {
 SidecarLink::~SidecarLink() { Disconnect(); }
 
 void SidecarLink::Disconnect() {
-  if (fd_ >= 0 && pid_ == getpid()) close(fd_);
+  if (fd_ >= 0 && pid_ == CurrentPid()) close(fd_);
   fd_ = -1;
   reader_ = wire::FrameReader();
 }
@@ -49,7 +51,7 @@ Status SidecarLink::Connect() {
                          strerror(err));
   }
   fd_ = fd;
-  pid_ = getpid();
+  pid_ = CurrentPid();
   wire::Message hello;
   hello.type = wire::MsgType::kHello;
   hello.version = wire::kProtocolVersion;
@@ -116,7 +118,7 @@ Result<wire::Message> SidecarLink::Receive(int timeout_ms) {
 
 Result<wire::Message> SidecarLink::Call(const wire::Message& request, int timeout_ms,
                                         bool may_reconnect) {
-  if (fd_ >= 0 && pid_ != getpid()) Disconnect();  // forked: the socket is the parent's
+  if (fd_ >= 0 && pid_ != CurrentPid()) Disconnect();  // forked: the socket is the parent's
   bool fresh = false;
   if (fd_ < 0) {
     LITEFS_RETURN_IF_ERROR(Connect());
@@ -142,7 +144,7 @@ Result<wire::Message> SidecarLink::Call(const wire::Message& request, int timeou
 }
 
 void SidecarLink::Post(const wire::Message& request) {
-  if (fd_ < 0 || pid_ != getpid()) return;  // nothing to tell a sidecar we are not talking to
+  if (fd_ < 0 || pid_ != CurrentPid()) return;  // nothing to tell a sidecar we are not talking to
   out_.clear();
   wire::EncodeMessage(request, out_);
   (void)SendAll(out_);
