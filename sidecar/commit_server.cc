@@ -1,16 +1,20 @@
 // See commit_server.h.
 #include "sidecar/commit_server.h"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
+#include "sidecar/fsutil.h"
 #include "sidecar/log.h"
 #include "vfs/commit_protocol.h"
+#include "vfs/connection_page.h"
 
 namespace litefs {
 
@@ -22,7 +26,36 @@ struct CommitServer::Conn {
   bool closing = false;
   bool handle_closed = false;  // freed when both the handle and any commit are done
   uint32_t pid = 0;
-  std::string writing_db;  // Begin approved, no Commit/Abort yet
+  std::string db;          // the database it was last approved to write
+  bool writing = false;    // without a page: Begin approved, no Commit/Abort yet
+  // The connection page (vfs/connection_page.h), or none (a failed memfd).
+  // The app clears its mark; the sidecar sets it when it approves a Begin.
+  uint8_t* page = nullptr;
+
+  ~Conn() {
+    if (page) munmap(page, connection_page::kSize);
+  }
+  std::atomic_ref<uint64_t> PageWord() const {
+    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(page + connection_page::kWritingOffset));
+  }
+  // Inside a write transaction the sidecar approved (or was told of).
+  bool Writing() const {
+    if (db.empty()) return false;
+    return page ? PageWord().load(std::memory_order_seq_cst) != 0 : writing;
+  }
+  void MarkWriting(std::string name) {
+    db = std::move(name);
+    if (page) {
+      PageWord().store(1, std::memory_order_seq_cst);
+    } else {
+      writing = true;
+    }
+  }
+  // A Commit or Abort message. With a page the app clears its own mark: it
+  // may already have begun its next transaction when this is read.
+  void EndedByMessage() {
+    if (!page) writing = false;
+  }
 };
 
 namespace {
@@ -38,6 +71,42 @@ bool SocketIsLive(const std::string& path) {
   bool live = connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) == 0;
   close(fd);
   return live;
+}
+
+// A fresh connection page and its descriptor (to send), or nullptr.
+uint8_t* NewConnectionPage(fs::UniqueFd& fd_out) {
+  int fd = memfd_create("litefs-connection", MFD_CLOEXEC);
+  if (fd < 0) return nullptr;
+  fs::UniqueFd fd_owner(fd);
+  if (ftruncate(fd, off_t(connection_page::kSize)) != 0) return nullptr;
+  void* p = mmap(nullptr, connection_page::kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return nullptr;
+  std::memcpy(p, connection_page::kMagic, sizeof connection_page::kMagic);
+  fd_out = std::move(fd_owner);
+  return static_cast<uint8_t*>(p);
+}
+
+// Sends `bytes` with `fd` attached, at once; false if the socket would not
+// take all of it right now (nothing was sent then).
+bool SendWithDescriptor(int sock, const std::string& bytes, int fd) {
+  struct iovec iov = {const_cast<char*>(bytes.data()), bytes.size()};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  for (;;) {
+    ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    // A stream socket sends a message this small whole or not at all.
+    return n == ssize_t(bytes.size());
+  }
 }
 
 wire::Message Reply(wire::MsgType type, std::string text = {}) {
@@ -138,7 +207,7 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
                                       std::to_string(wire::kProtocolVersion) + ")"));
         return;
       }
-      Reply(conn, litefs::Reply(wire::MsgType::kOk));
+      AnswerHello(conn);
       return;
 
     case wire::MsgType::kBegin: {
@@ -172,8 +241,9 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
     }
 
     case wire::MsgType::kCommit: {
-      conn->writing_db.clear();
+      conn->EndedByMessage();
       Database* db = store_.Find(msg.text);
+      if (db && !(msg.flags & wire::kCommitFlush)) db->NoteCommitMessage();
       // The app checked the commit window right before its commit point,
       // so a Commit that arrives while this node is still the primary is
       // recorded even past the lease deadline: it committed inside the
@@ -228,14 +298,14 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
     }
 
     case wire::MsgType::kAbort:
-      conn->writing_db.clear();
+      conn->EndedByMessage();
       CheckDrained();
       return;
 
     case wire::MsgType::kBegun:
       // Begun without asking, on an approval the commit window says still
       // holds: tracked like an approved Begin.
-      if (Database* db = store_.Find(msg.text)) conn->writing_db = db->name();
+      if (Database* db = store_.Find(msg.text)) conn->MarkWriting(db->name());
       return;
 
     default:
@@ -269,7 +339,7 @@ void CommitServer::CommitFinished() {
 
 size_t CommitServer::open_write_transactions() const {
   size_t n = 0;
-  for (const Conn* c : conns_) n += c->writing_db.empty() ? 0 : 1;
+  for (const Conn* c : conns_) n += c->Writing() ? 1 : 0;
   return n;
 }
 
@@ -294,16 +364,27 @@ void CommitServer::Drain(std::chrono::milliseconds limit, std::function<void()> 
     if (!self->drained_) return;
     log::Warn("write transactions still open after the drain limit; they will not be recorded",
               {{"open", std::to_string(self->open_write_transactions())}});
+    uv_timer_stop(self->drain_poll_timer_);
     auto fn = std::move(self->drained_);
     self->drained_ = nullptr;
     fn();
   }, uint64_t(limit.count()), 0);
+  // Apps with a connection page end their transactions without a message:
+  // look again every millisecond.
+  if (!drain_poll_timer_) {
+    drain_poll_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, drain_poll_timer_);
+    drain_poll_timer_->data = this;
+  }
+  uv_timer_start(drain_poll_timer_, [](uv_timer_t* t) { static_cast<CommitServer*>(t->data)->CheckDrained(); },
+                 1, 1);
   CheckDrained();
 }
 
 void CommitServer::CheckDrained() {
   if (!drained_ || commits_in_progress_ > 0 || open_write_transactions() > 0) return;
   uv_timer_stop(drain_timer_);
+  uv_timer_stop(drain_poll_timer_);
   auto fn = std::move(drained_);
   drained_ = nullptr;
   fn();
@@ -332,9 +413,30 @@ void CommitServer::AnswerBegin(Conn* conn, Database* db) {
     Reply(conn, litefs::Reply(wire::MsgType::kBusy, "an import is waiting for the write lock"));
     return;
   }
-  conn->writing_db = db->name();
+  conn->MarkWriting(db->name());
   db->NoteAppWriter();
-  Reply(conn, litefs::Reply(wire::MsgType::kOk));
+  wire::Message ok = litefs::Reply(wire::MsgType::kOk);
+  ok.capture_slot = store_.CaptureSlot(*db);
+  Reply(conn, ok);
+}
+
+void CommitServer::AnswerHello(Conn* conn) {
+  wire::Message ok = litefs::Reply(wire::MsgType::kOk);
+  if (!conn->page && uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&conn->pipe)) == 0) {
+    fs::UniqueFd fd;
+    uint8_t* page = NewConnectionPage(fd);
+    uv_os_fd_t sock;
+    if (page && uv_fileno(reinterpret_cast<uv_handle_t*>(&conn->pipe), &sock) == 0) {
+      std::string bytes;
+      wire::EncodeMessage(ok, bytes);
+      if (SendWithDescriptor(sock, bytes, fd.get())) {
+        conn->page = page;
+        return;
+      }
+    }
+    if (page) munmap(page, connection_page::kSize);
+  }
+  Reply(conn, ok);  // without a page the app announces with messages
 }
 
 bool CommitServer::Resume(Conn* conn) {
@@ -364,16 +466,16 @@ void CommitServer::Drop(Conn* conn) {
   if (conn->closing) return;
   conn->closing = true;
   conns_.erase(conn);
-  if (!conn->writing_db.empty()) {
+  if (conn->Writing()) {
     // The app vanished inside a write transaction, maybe after its commit
     // point: make the database and the log agree again.
-    if (Database* db = store_.Find(conn->writing_db)) {
+    if (Database* db = store_.Find(conn->db)) {
       log::Warn("a writer disconnected mid-transaction; checking the database",
-                {{"db", conn->writing_db}, {"pid", std::to_string(conn->pid)}});
+                {{"db", conn->db}, {"pid", std::to_string(conn->pid)}});
       db->Recover();
     }
-    conn->writing_db.clear();
   }
+  conn->db.clear();
   CheckDrained();
   uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe), [](uv_handle_t* h) {
     auto* c = static_cast<Conn*>(h->data);
@@ -390,10 +492,11 @@ void CommitServer::Close(std::function<void()> done) {
     drained_ = nullptr;
     fn();
   }
-  if (drain_timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(drain_timer_),
+  for (uv_timer_t** timer : {&drain_timer_, &drain_poll_timer_}) {
+    if (!*timer) continue;
+    uv_close(reinterpret_cast<uv_handle_t*>(*timer),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    drain_timer_ = nullptr;
+    *timer = nullptr;
   }
   for (Conn* c : std::set<Conn*>(conns_)) Drop(c);
   if (!server_) {

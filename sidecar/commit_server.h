@@ -51,6 +51,8 @@ class CommitServer {
   void Process(Conn* conn);
   void Handle(Conn* conn, wire::Message msg);
   void AnswerBegin(Conn* conn, Database* db);
+  // Ok, with the connection page attached when one can be made.
+  void AnswerHello(Conn* conn);
   // Marks the connection's pending request done; false if the connection
   // went away meanwhile (and was freed).
   static bool Resume(Conn* conn);
@@ -71,7 +73,8 @@ class CommitServer {
   size_t commits_in_progress_ = 0;
   std::vector<std::function<void()>> idle_waiters_;
   std::function<void()> drained_;  // set while draining
-  uv_timer_t* drain_timer_ = nullptr;
+  uv_timer_t* drain_timer_ = nullptr;       // the drain's limit
+  uv_timer_t* drain_poll_timer_ = nullptr;  // while draining: are the transactions over?
 };
 
 }  // namespace litefs

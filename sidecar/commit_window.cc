@@ -52,6 +52,9 @@ Result<std::unique_ptr<CommitWindow>> CommitWindow::Open(const std::string& dir)
   auto* map = static_cast<uint8_t*>(p);
   std::unique_ptr<CommitWindow> w(new CommitWindow(std::move(*fd), map));
   w->Close();  // before the magic: a reader that sees the magic sees a valid word
+  // A previous sidecar's armed words mean nothing now; Close() bumped the
+  // generation first, so an app that read one of them does not trust it.
+  for (uint32_t slot = 1; slot <= window::kCaptureSlots; slot++) w->ArmCapture(slot, false);
   std::memcpy(map + window::kMagicOffset, window::kMagic, sizeof window::kMagic);
   return w;
 }
@@ -82,7 +85,21 @@ void CommitWindow::Close() {
 }
 
 void CommitWindow::WithdrawApprovals() {
-  Word(map_, window::kGenerationOffset).fetch_add(1, std::memory_order_acq_rel);
+  // seq_cst: before the drain reads the apps' connection pages, as an app
+  // marks its page before it reads the generation (vfs/db_file.cc).
+  Word(map_, window::kGenerationOffset).fetch_add(1, std::memory_order_seq_cst);
+}
+
+uint32_t CommitWindow::AssignCaptureSlot() {
+  if (capture_slots_assigned_ >= window::kCaptureSlots) return 0;
+  return ++capture_slots_assigned_;
+}
+
+void CommitWindow::ArmCapture(uint32_t slot, bool armed) {
+  if (slot == 0 || slot > window::kCaptureSlots) return;
+  // seq_cst: disarming is ordered before the capture's read of the
+  // wal-index, as the app orders its publish before reading this word.
+  Word(map_, window::CaptureArmedOffset(slot)).store(armed ? 1 : 0, std::memory_order_seq_cst);
 }
 
 bool CommitWindow::NoCommitInFlight() {

@@ -34,6 +34,12 @@ class CommitWindow {
   // before its next write transaction.
   void WithdrawApprovals();
 
+  // A database's capture-armed word (vfs/commit_window.h): slots are
+  // handed out once per sidecar run, 1..kCaptureSlots, then 0 (none: that
+  // database's apps announce every commit).
+  uint32_t AssignCaptureSlot();
+  void ArmCapture(uint32_t slot, bool armed);
+
   // True when no app holds the window (none is between its check and the
   // sidecar's answer to its Commit). Non-blocking; after Close(), poll it.
   bool NoCommitInFlight();
@@ -44,6 +50,7 @@ class CommitWindow {
 
   fs::UniqueFd fd_;
   uint8_t* map_;
+  uint32_t capture_slots_assigned_ = 0;
 };
 
 }  // namespace litefs

@@ -62,6 +62,7 @@ Database::Database(const DatabaseEnv& env, std::string name)
       capture_durability_(env.data_dir + "/dbs/" + name_ + "/ltx-unsynced") {}
 
 Database::~Database() {
+  ArmCapture(false);  // no capture will come
   if (capture_pacing_timer_) {
     uv_close(reinterpret_cast<uv_handle_t*>(capture_pacing_timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -387,7 +388,22 @@ void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)
                });
 }
 
-void Database::PostAsyncCapture() { CaptureCommitted(/*sync=*/false, nullptr); }
+void Database::PostAsyncCapture() {
+  // Before the job reads the wal-index: a commit published after this
+  // announces itself again.
+  ArmCapture(false);
+  CaptureCommitted(/*sync=*/false, nullptr);
+}
+
+void Database::SetCaptureSlot(CommitWindow* window, uint32_t slot) {
+  ArmCapture(false);
+  capture_window_ = slot ? window : nullptr;
+  capture_slot_ = slot;
+}
+
+void Database::ArmCapture(bool armed) {
+  if (capture_window_) capture_window_->ArmCapture(capture_slot_, armed);
+}
 
 void Database::PaceAsyncCapture() {
   if (!capture_pacing_timer_) {
@@ -399,6 +415,7 @@ void Database::PaceAsyncCapture() {
   uv_timer_start(
       capture_pacing_timer_, [](uv_timer_t* t) { static_cast<Database*>(t->data)->PostAsyncCapture(); },
       kCapturePacing.count(), 0);
+  ArmCapture(true);
 }
 
 void Database::CaptureFinished(const Result<ltx::Pos>& result, uint64_t captured, uint64_t start_ns) {

@@ -27,6 +27,7 @@
 #include "sidecar/ltx_writer.h"
 #include "sidecar/page_checksums.h"
 #include "sidecar/capture_durability.h"
+#include "sidecar/commit_window.h"
 #include "sidecar/replica_durability.h"
 #include "sidecar/pos_file.h"
 #include "sidecar/strand.h"
@@ -88,6 +89,10 @@ class Database {
 
   // Loop thread: counters for /metrics.
   uint64_t commit_count() const { return commit_count_; }
+  // Commit messages apps sent (async WAL commits made while a capture was
+  // armed send none: vfs/connection_page.h).
+  uint64_t commit_message_count() const { return commit_message_count_; }
+  void NoteCommitMessage() { commit_message_count_++; }
   uint64_t apply_count() const { return apply_count_; }
   // Apply time minus the applied file's timestamp, at the last apply (ms).
   int64_t last_apply_lag_ms() const { return last_apply_lag_ms_; }
@@ -140,6 +145,10 @@ class Database {
   // An app was allowed to write this database through the VFS (so WAL
   // commits may wait in the WAL uncaptured); loop thread.
   void NoteAppWriter() { app_writers_seen_ = true; }
+  // Where this database shows the apps that a capture is armed
+  // (vfs/commit_window.h); Store::CaptureSlot assigns it.
+  uint32_t capture_slot() const { return capture_slot_; }
+  void SetCaptureSlot(CommitWindow* window, uint32_t slot);
   bool app_writers_seen() const { return app_writers_seen_; }
 
   // This node becomes the primary: what it applied as a replica (not
@@ -286,10 +295,16 @@ class Database {
   static constexpr std::chrono::milliseconds kCapturePacing{1};
   bool pace_next_capture_ = false;
   uv_timer_t* capture_pacing_timer_ = nullptr;  // created on first use
+  // While a paced capture waits, its slot in the commit window says so and
+  // the apps' async commits need no message of their own.
+  CommitWindow* capture_window_ = nullptr;
+  uint32_t capture_slot_ = 0;
+  void ArmCapture(bool armed);
   std::string problem_ = "recovering";
   std::function<void(Database&)> on_change_;
   std::vector<std::function<void()>> settled_waiters_;
   uint64_t commit_count_ = 0;
+  uint64_t commit_message_count_ = 0;
   uint64_t apply_count_ = 0;
   int64_t last_apply_lag_ms_ = 0;
   bool import_waiting_ = false;

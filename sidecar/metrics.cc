@@ -142,6 +142,10 @@ std::string RenderMetrics(Store& store, const NodeMetrics* metrics, const NodeGa
         [](Database& db) { return double(db.pos().txid); });
   PerDb(out, dbs, "litefs_db_commit_count", "counter", "Transactions committed on this node.",
         [](Database& db) { return double(db.commit_count()); });
+  PerDb(out, dbs, "litefs_db_commit_message_count", "counter",
+        "Commit messages from apps; async WAL commits made while a capture was already armed "
+        "send none.",
+        [](Database& db) { return double(db.commit_message_count()); });
   PerDb(out, dbs, "litefs_db_apply_count", "counter", "LTX files applied from the primary.",
         [](Database& db) { return double(db.apply_count()); });
   PerDb(out, dbs, "litefs_db_ltx_count", "gauge", "LTX files in the database's log.",

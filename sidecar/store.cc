@@ -84,9 +84,16 @@ std::vector<Database*> Store::All() {
 Status Store::OpenCommitWindow() {
   Result<std::unique_ptr<CommitWindow>> w = CommitWindow::Open(env_.dir);
   if (!w.ok()) return w.status().Context("commit window");
+  for (auto& [name, db] : dbs_) db->SetCaptureSlot(nullptr, 0);  // slots of the old window
   window_ = std::move(w).value();
   if (is_primary_ && !window_closed_) window_->OpenUntil(commit_deadline_, approval_lead_);
   return Status();
+}
+
+uint32_t Store::CaptureSlot(Database& db) {
+  if (!window_) return 0;
+  if (db.capture_slot() == 0) db.SetCaptureSlot(window_.get(), window_->AssignCaptureSlot());
+  return db.capture_slot();
 }
 
 void Store::CloseCommitWindow() {

@@ -79,6 +79,9 @@ class Store {
   // Stepping down: apps stop passing their commit point from now on, while
   // this node stays primary until the commits already past it are recorded.
   void CloseCommitWindow();
+  // The database's capture-armed slot in the commit window, assigned on
+  // first use (0: no window, or no slot left).
+  uint32_t CaptureSlot(Database& db);
   // Stepping down: every database records the WAL transactions committed
   // and not captured yet (Database::CaptureCommitted), durably; then `done`.
   void CaptureCommittedBeforeStepDown(std::function<void()> done);
@@ -120,6 +123,8 @@ class Store {
   void RoleChanged(bool was_primary, const std::optional<PrimaryInfo>& was);
 
   DatabaseEnv env_;
+  // Before dbs_: databases arm capture words in its mapping until they go.
+  std::unique_ptr<CommitWindow> window_;
   std::map<std::string, std::unique_ptr<Database>, std::less<>> dbs_;
   bool is_primary_ = false;
   // Runs Database::CaptureCommitted on the databases `which` picks, then `done`.
@@ -127,7 +132,6 @@ class Store {
                           std::function<void()> done);
   std::optional<std::chrono::steady_clock::time_point> commit_deadline_;
   std::chrono::milliseconds approval_lead_{0};
-  std::unique_ptr<CommitWindow> window_;
   bool window_closed_ = true;
   std::optional<PrimaryInfo> primary_;
   std::string cluster_id_;

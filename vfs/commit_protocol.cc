@@ -95,6 +95,7 @@ void EncodeMessage(const Message& msg, std::string& out) {
     case MsgType::kOk:
       PutU64(out, msg.txid);
       PutU64(out, msg.checksum);
+      if (msg.capture_slot != 0) PutU32(out, msg.capture_slot);
       break;
   }
   uint32_t len = uint32_t(out.size() - start - 4);
@@ -137,7 +138,7 @@ Result<Message> DecodeMessage(std::span<const uint8_t> body) {
       break;
     }
     case MsgType::kOk:
-      ok = c.U64(msg.txid) && c.U64(msg.checksum);
+      ok = c.U64(msg.txid) && c.U64(msg.checksum) && (c.AtEnd() || c.U32(msg.capture_slot));
       break;
     default:
       return Status::Error("unknown message type " + std::to_string(type));

@@ -8,7 +8,9 @@
 // more than one request in flight.
 //
 //   Hello  {u32 version, u32 pid}               -> Ok | Error
-//   Begin  {db}                                 -> Ok | ReadOnly | Busy | Error
+//       The Ok may carry (SCM_RIGHTS) the connection page's descriptor
+//       (connection_page.h); without it the app announces with messages.
+//   Begin  {db}                                 -> Ok{.., capture_slot} | ReadOnly | Busy | Error
 //       "this connection is about to write db": the sidecar answers ReadOnly
 //       (naming the primary) when this node is not the primary, Busy while
 //       the database is not ready for writes yet (recovering).
@@ -51,8 +53,8 @@
 namespace litefs::wire {
 
 // 2: apps check the commit window (commit_window.h); 3: Begun; 4: async WAL
-// commits and flushes.
-inline constexpr uint32_t kProtocolVersion = 4;
+// commits and flushes; 5: connection pages and capture slots.
+inline constexpr uint32_t kProtocolVersion = 5;
 inline constexpr size_t kFrameHeaderSize = 5;             // length + type
 inline constexpr uint32_t kMaxFrameSize = 64u << 20;      // sanity bound
 inline constexpr const char* kSocketName = ".litefs.sock";  // inside the managed dir
@@ -105,6 +107,9 @@ struct Message {
   // Ok after Commit: the new position.
   uint64_t txid = 0;
   uint64_t checksum = 0;
+  // Ok after Begin: the database's capture-armed slot in the commit window
+  // (commit_window.h), 0 for none. Encoded only when non-zero.
+  uint32_t capture_slot = 0;
 };
 
 // Appends the frame for `msg` to `out`.

@@ -123,6 +123,16 @@ bool CommitWindowClient::MayBeginUnasked(uint64_t generation) {
          (approve_until != window::kClosed && MonotonicNs() < approve_until);
 }
 
+bool CommitWindowClient::CaptureArmed(uint32_t slot, uint64_t generation) {
+  if (slot == 0 || slot > window::kCaptureSlots || !Map()) return false;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // The armed word first: a sidecar bumps the generation before it arms
+  // anything, so an armed word set by a later sidecar (whose slots differ)
+  // comes with a generation this connection was not approved under.
+  if (Word(window::CaptureArmedOffset(slot)) == 0) return false;
+  return Word(window::kGenerationOffset) == generation;
+}
+
 void CommitWindowClient::Leave() {
   if (!entered_ || pid_ != CurrentPid()) return;
   SetLock(fd_, F_UNLCK);

@@ -34,6 +34,11 @@ class CommitWindowClient {
   // May this connection start a write transaction without asking, having
   // been approved at `generation`?
   bool MayBeginUnasked(uint64_t generation);
+  // True if the sidecar shows a capture of the database with capture slot
+  // `slot` armed, and the approvals generation is still `generation` (the
+  // slot was named under it; a restarted sidecar bumps it). Call after the
+  // commit is published in the wal-index: a full fence orders the two.
+  bool CaptureArmed(uint32_t slot, uint64_t generation);
 
   // Releases the lock taken by a successful Enter (no-op otherwise).
   void Leave();

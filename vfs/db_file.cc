@@ -50,6 +50,9 @@ struct DbFileState {
   // approved a Begin; while the window still shows it, the next write
   // transactions begin without asking (commit_window.h).
   std::optional<uint64_t> approved_generation;
+  // The database's capture-armed slot in the commit window, named with the
+  // last approval (0: none).
+  uint32_t capture_slot = 0;
   bool synced = false;  // the app fsynced the database since the last commit
   bool exclusive_locking = false;  // PRAGMA locking_mode=EXCLUSIVE on this connection
   wire::RangeSet dirty;
@@ -76,15 +79,25 @@ DbFileState& State(sqlite3_file* f) { return *Cast(f)->state; }
 int BeginWrite(DbFileState& s) {
   wire::Message req;
   req.text = s.name;
-  if (s.approved_generation && s.link.connected() && s.window.MayBeginUnasked(*s.approved_generation)) {
+  if (s.approved_generation && s.link.has_page() && s.link.PeerAlive()) {
+    // Marked before the generation is read: a drain bumps the generation
+    // before it reads the marks, so it sees this transaction or this
+    // connection sees the bump (and asks).
+    s.link.Writing(true);
+    if (s.window.MayBeginUnasked(*s.approved_generation)) return SQLITE_OK;
+    s.link.Writing(false);
+  } else if (s.approved_generation && s.link.connected() && !s.link.has_page() &&
+             s.window.MayBeginUnasked(*s.approved_generation)) {
     req.type = wire::MsgType::kBegun;
     s.link.Post(req);
     if (s.link.connected()) return SQLITE_OK;  // else the sidecar went away: ask the next one
   }
   s.approved_generation = s.window.Generation();  // read before asking: a later withdrawal wins
   req.type = wire::MsgType::kBegin;
+  // The sidecar marks the connection page itself when it approves.
   Result<wire::Message> reply = s.link.Call(req, kBeginTimeoutMs, /*may_reconnect=*/true);
   if (!reply.ok() || reply->type != wire::MsgType::kOk) s.approved_generation.reset();
+  s.capture_slot = reply.ok() && reply->type == wire::MsgType::kOk ? reply->capture_slot : 0;
   if (!reply.ok()) {
     LogWarning(SQLITE_BUSY, "cannot write %s: %s", s.name.c_str(), reply.message().c_str());
     return SQLITE_BUSY;
@@ -127,7 +140,9 @@ int EnterCommitWindow(DbFileState& s) {
 
 void EndWrite(DbFileState& s) {
   s.window.Leave();
-  if (s.begun) {
+  if (s.begun && s.link.has_page()) {
+    s.link.Writing(false);
+  } else if (s.begun) {
     wire::Message req;
     req.type = wire::MsgType::kAbort;
     req.text = s.name;
@@ -140,6 +155,7 @@ void EndWrite(DbFileState& s) {
 
 // The write transaction ended with a Commit, on the sidecar too.
 void CommitSent(DbFileState& s) {
+  s.link.Writing(false);
   s.window.Leave();
   s.begun = false;
   s.synced = false;
@@ -190,8 +206,15 @@ WalIndexHeader ReadWalIndexHeader(sqlite3_file* real, const DbFileState& s) {
 // sidecar reads them in WAL order (FlushWal guards them against being
 // overwritten or deleted first, and makes the LTX files durable then). If
 // the message is lost, the next one, a flush or recovery records the frames.
+//
+// No message at all while the sidecar shows a capture of this database
+// armed: it has not read the wal-index yet, so it will capture this commit
+// (connection_page.h). The mark on the connection page is cleared only
+// after: a writer killed before that is checked by the sidecar.
 void PostWalCommit(DbFileState& s, const wire::Message& req) {
-  s.link.Post(req);
+  const bool announced_by_capture = s.link.has_page() && s.approved_generation &&
+                                    s.window.CaptureArmed(s.capture_slot, *s.approved_generation);
+  if (!announced_by_capture) s.link.Post(req);
   CommitSent(s);
 }
 

@@ -2,14 +2,17 @@
 #include "vfs/sidecar_link.h"
 
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
+#include "vfs/connection_page.h"
 #include "vfs/process_id.h"
 
 namespace litefs::vfs {
@@ -31,6 +34,52 @@ void SidecarLink::Disconnect() {
   if (fd_ >= 0 && pid_ == CurrentPid()) close(fd_);
   fd_ = -1;
   reader_ = wire::FrameReader();
+  if (page_) munmap(page_, connection_page::kSize);  // a forked child only drops its copy
+  page_ = nullptr;
+  if (received_fd_ >= 0) close(received_fd_);
+  received_fd_ = -1;
+}
+
+// Maps the page the sidecar sent with its answer to Hello, if it is one.
+void SidecarLink::MapPage() {
+  int fd = received_fd_;
+  received_fd_ = -1;
+  if (fd < 0) return;
+  void* p = mmap(nullptr, connection_page::kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return;
+  if (std::memcmp(p, connection_page::kMagic, sizeof connection_page::kMagic) != 0) {
+    munmap(p, connection_page::kSize);
+    return;
+  }
+  page_ = static_cast<uint8_t*>(p);
+}
+
+bool SidecarLink::PeerAlive() {
+  if (fd_ < 0 || pid_ != CurrentPid()) return false;
+  char c;
+  for (;;) {
+    ssize_t n = recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    // 0: the sidecar closed it; an error: gone too. (No reply is ever
+    // pending between calls, so data here is as unexpected as the end.)
+    Disconnect();
+    return false;
+  }
+}
+
+bool SidecarLink::connected() const { return fd_ >= 0 && pid_ == CurrentPid(); }
+
+bool SidecarLink::has_page() const { return page_ && connected(); }
+
+void SidecarLink::Writing(bool writing) {
+  if (!has_page()) return;
+  auto* word = reinterpret_cast<uint64_t*>(page_ + connection_page::kWritingOffset);
+  // seq_cst: ordered before the reads that follow (the approvals generation,
+  // a capture-armed word), as the sidecar orders its own (commit_server.cc).
+  std::atomic_ref<uint64_t>(*word).store(writing ? 1 : 0, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 Status SidecarLink::Connect() {
@@ -67,6 +116,7 @@ Status SidecarLink::Connect() {
     Disconnect();
     return Status::Error("the litefs sidecar refused this library: " + why);
   }
+  MapPage();
   return Status();
 }
 
@@ -106,8 +156,23 @@ Result<wire::Message> SidecarLink::Receive(int timeout_ms) {
     int r = poll(&pfd, 1, int(left));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;  // timeout is handled at the top of the loop
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    // recvmsg: the answer to Hello may carry the connection page.
+    struct iovec iov = {buf, sizeof buf};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    struct msghdr mh {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd_, &mh, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      if (received_fd_ >= 0) close(received_fd_);
+      received_fd_ = fd;
+    }
     if (n <= 0) {
       Disconnect();
       return Status::Error("the litefs sidecar closed the connection");

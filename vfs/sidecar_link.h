@@ -28,19 +28,33 @@ class SidecarLink {
   // Sends a request that has no reply; errors only drop the connection.
   void Post(const wire::Message& request);
 
-  bool connected() const { return fd_ >= 0; }
+  // Connected, from this process (a forked child reconnects).
+  bool connected() const;
+  // Whether the sidecar is still at the other end, without sending it
+  // anything (a peek at the socket); drops a dead connection.
+  bool PeerAlive();
+
+  // The connection page (connection_page.h), when the sidecar handed one
+  // over: Writing(true) before a write transaction begins, Writing(false)
+  // once it ended. False if this connection has none (then announce with
+  // messages).
+  bool has_page() const;
+  void Writing(bool writing);
 
  private:
   Status Connect();
   void Disconnect();
   Status SendAll(const std::string& bytes);
   Result<wire::Message> Receive(int timeout_ms);
+  void MapPage();
 
   std::string socket_path_;
   int fd_ = -1;
   pid_t pid_ = 0;  // process that opened fd_; a forked child reconnects
   std::string out_;
   wire::FrameReader reader_;
+  uint8_t* page_ = nullptr;   // mapped connection page, or none
+  int received_fd_ = -1;      // a descriptor that came with a reply, not yet taken
 };
 
 }  // namespace litefs::vfs

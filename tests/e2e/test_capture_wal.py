@@ -257,3 +257,28 @@ db.close()
     log = p.log_text()
     assert "capture failed" not in log and "recording every page" not in log, log
     assert r.sqlite("app.db", "SELECT count(*), sum(n) FROM t").stdout.strip() == f"900|{900 * 901 // 2}"
+
+
+def test_fast_async_commits_ride_on_an_armed_capture(cluster):
+    """Under load the sidecar paces its captures and shows each one armed in
+    the commit window; an app's async WAL commit made meanwhile sends no
+    message (its connection page tells the sidecar it is writing). Every
+    commit is still recorded, once, in order."""
+    from litefs_cluster import BUILD
+    from test_node_api import metrics
+    p = cluster.primary
+    bench = str(BUILD / "tests" / "bench" / "commit_bench")
+    db = str(p.path("fast.db"))
+    subprocess.run([bench, db, "WAL", "NORMAL", "0.05"], env=p.env(), check=True, capture_output=True)
+    before = int(cluster.wait_replicated("fast.db").split("/")[0], 16)
+    messages_before = metrics(p)['litefs_db_commit_message_count{db="fast.db"}']
+    out = subprocess.run([bench, db, "WAL", "NORMAL", "1"], env=p.env(), check=True,
+                         capture_output=True, text=True).stdout
+    commits = int(dict(line.split() for line in out.splitlines())["tx"])
+    assert commits > 1000, out  # enough to be under load
+    assert assert_converged(cluster, "fast.db") == before + commits
+    assert_chain(ltx_ranges(p, "fast.db"), before + 1, before + commits)
+    m = metrics(p)
+    assert m['litefs_db_commit_count{db="fast.db"}'] >= commits
+    messages = m['litefs_db_commit_message_count{db="fast.db"}'] - messages_before
+    assert messages < commits / 2, (messages, commits)
