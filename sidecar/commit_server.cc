@@ -35,18 +35,23 @@ struct CommitServer::Conn {
   ~Conn() {
     if (page) munmap(page, connection_page::kSize);
   }
-  std::atomic_ref<uint64_t> PageWord() const {
-    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(page + connection_page::kWritingOffset));
+  std::atomic_ref<uint64_t> PageWord(size_t offset) const {
+    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(page + offset));
   }
   // Inside a write transaction the sidecar approved (or was told of).
   bool Writing() const {
     if (db.empty()) return false;
-    return page ? PageWord().load(std::memory_order_seq_cst) != 0 : writing;
+    return page ? PageWord(connection_page::kWritingOffset).load(std::memory_order_seq_cst) != 0 : writing;
+  }
+  // Between its commit window check and its handed-over commit (a
+  // connection without a page holds the window's lock instead).
+  bool Committing() const {
+    return page && PageWord(connection_page::kCommittingOffset).load(std::memory_order_seq_cst) != 0;
   }
   void MarkWriting(std::string name) {
     db = std::move(name);
     if (page) {
-      PageWord().store(1, std::memory_order_seq_cst);
+      PageWord(connection_page::kWritingOffset).store(1, std::memory_order_seq_cst);
     } else {
       writing = true;
     }
@@ -335,6 +340,16 @@ void CommitServer::CommitFinished() {
   waiters.swap(idle_waiters_);
   for (auto& fn : waiters) fn();
   CheckDrained();
+}
+
+bool CommitServer::NoCommitInFlight() const {
+  // After the window was published closed: an app marks its page before it
+  // reads the window (vfs/db_file.cc).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (const Conn* c : conns_) {
+    if (c->Committing()) return false;
+  }
+  return true;
 }
 
 size_t CommitServer::open_write_transactions() const {

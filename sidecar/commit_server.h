@@ -39,6 +39,11 @@ class CommitServer {
   size_t commits_in_progress() const { return commits_in_progress_; }
   void WhenNoCommitsInProgress(std::function<void()> fn);
 
+  // After the commit window closed: true once no app connection with a
+  // connection page is between its window check and its handed-over commit
+  // (those without one hold the window's lock: Store::NoCommitInFlight).
+  bool NoCommitInFlight() const;
+
   // Before a voluntary step-down (handoff, shutdown): refuses new write
   // transactions (kBusy) but lets those already approved commit; `done`
   // runs once none is left, or after `limit` (a writer holding its

@@ -347,7 +347,7 @@ void Node::StopAcceptingCommits(const std::string& why, bool end_streams, std::f
 
 void Node::PollStepDown() {
   if (!step_down_) return;
-  if (!store_->NoCommitInFlight()) {
+  if (!store_->NoCommitInFlight() || (commits_ && !commits_->NoCommitInFlight())) {
     if (std::chrono::steady_clock::now() < step_down_->give_up) {
       if (!step_down_timer_) {
         step_down_timer_ = new uv_timer_t;

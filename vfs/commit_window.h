@@ -17,6 +17,10 @@
 // otherwise); the sidecar publishes "closed", then takes the exclusive lock
 // (retrying): once it has it, no transaction is between the check and its
 // recorded commit, and none can start. Locks die with their process.
+// A connection with a connection page (connection_page.h) marks it instead
+// of taking the lock, and the sidecar also waits for the marks of its live
+// connections to clear: the app marks before it reads the window, the
+// sidecar publishes "closed" before it reads the marks.
 //
 // The same file lets a connection start write transactions without asking
 // the sidecar each time (the Begin round trip cost more than the rest of a

@@ -91,18 +91,26 @@ CommitWindowClient::Verdict CommitWindowClient::Enter() {
     error_ = "this node is handing over or stepping down as the primary";
     return Verdict::kClosed;
   }
+  Verdict v = Check();
+  if (v != Verdict::kOpen) {
+    SetLock(fd_, F_UNLCK);
+    return v;
+  }
+  entered_ = true;
+  return Verdict::kOpen;
+}
+
+CommitWindowClient::Verdict CommitWindowClient::Check() {
+  if (!Map()) return Verdict::kUnavailable;
   const uint64_t open_until = Word(window::kOpenUntilOffset);
   if (open_until == window::kClosed) {
-    SetLock(fd_, F_UNLCK);
     error_ = "this node is not the primary (any more)";
     return Verdict::kClosed;
   }
   if (open_until != window::kNoDeadline && MonotonicNs() >= open_until) {
-    SetLock(fd_, F_UNLCK);
     error_ = "the primary's lease could not be renewed in time";
     return Verdict::kExpired;
   }
-  entered_ = true;
   return Verdict::kOpen;
 }
 

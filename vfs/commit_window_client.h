@@ -28,6 +28,9 @@ class CommitWindowClient {
   // Takes the shared lock and checks the window against the monotonic
   // clock; the lock is kept only when the verdict is kOpen.
   Verdict Enter();
+  // The same check without the lock, for a connection that marks its
+  // connection page instead (vfs/connection_page.h) before calling it.
+  Verdict Check();
   // The approvals generation now (commit_window.h), nullopt without a
   // window; read before asking the sidecar to Begin.
   std::optional<uint64_t> Generation();

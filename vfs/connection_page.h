@@ -24,5 +24,10 @@ inline constexpr size_t kMagicOffset = 0;
 // a write transaction the sidecar approved (from before it asks or begins
 // unasked until after its commit is handed over or it rolls back), else 0.
 inline constexpr size_t kWritingOffset = 8;
+// u64, likewise: 1 from the connection's commit window check until its
+// commit is handed over (or it is refused), in place of the shared lock on
+// the commit window a connection without a page takes (commit_window.h).
+// The sidecar publishes "closed" before it reads these marks.
+inline constexpr size_t kCommittingOffset = 16;
 
 }  // namespace litefs::connection_page

@@ -122,7 +122,18 @@ int BeginWrite(DbFileState& s) {
 // makes SQLite roll the transaction back, so the app's COMMIT fails and
 // nothing reaches the database (commit_window.h).
 int EnterCommitWindow(DbFileState& s) {
-  switch (s.window.Enter()) {
+  CommitWindowClient::Verdict verdict;
+  if (s.link.has_page()) {
+    // The mark first, then the check: the sidecar publishes "closed" and
+    // then reads the marks, so it waits for this commit or this check
+    // sees "closed". No lock, no system call.
+    s.link.Committing(true);
+    verdict = s.window.Check();
+    if (verdict != CommitWindowClient::Verdict::kOpen) s.link.Committing(false);
+  } else {
+    verdict = s.window.Enter();
+  }
+  switch (verdict) {
     case CommitWindowClient::Verdict::kOpen:
       return SQLITE_OK;
     case CommitWindowClient::Verdict::kExpired:
@@ -138,8 +149,14 @@ int EnterCommitWindow(DbFileState& s) {
   return SQLITE_READONLY;
 }
 
-void EndWrite(DbFileState& s) {
+// Out of the commit window, whichever way it was entered.
+void LeaveCommitWindow(DbFileState& s) {
+  s.link.Committing(false);
   s.window.Leave();
+}
+
+void EndWrite(DbFileState& s) {
+  LeaveCommitWindow(s);
   if (s.begun && s.link.has_page()) {
     s.link.Writing(false);
   } else if (s.begun) {
@@ -156,7 +173,7 @@ void EndWrite(DbFileState& s) {
 // The write transaction ended with a Commit, on the sidecar too.
 void CommitSent(DbFileState& s) {
   s.link.Writing(false);
-  s.window.Leave();
+  LeaveCommitWindow(s);
   s.begun = false;
   s.synced = false;
   s.dirty.Clear();

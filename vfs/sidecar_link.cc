@@ -73,12 +73,19 @@ bool SidecarLink::connected() const { return fd_ >= 0 && pid_ == CurrentPid(); }
 
 bool SidecarLink::has_page() const { return page_ && connected(); }
 
-void SidecarLink::Writing(bool writing) {
+void SidecarLink::Writing(bool writing) { SetPageWord(connection_page::kWritingOffset, writing); }
+
+void SidecarLink::Committing(bool committing) {
+  SetPageWord(connection_page::kCommittingOffset, committing);
+}
+
+void SidecarLink::SetPageWord(size_t offset, bool on) {
   if (!has_page()) return;
-  auto* word = reinterpret_cast<uint64_t*>(page_ + connection_page::kWritingOffset);
-  // seq_cst: ordered before the reads that follow (the approvals generation,
-  // a capture-armed word), as the sidecar orders its own (commit_server.cc).
-  std::atomic_ref<uint64_t>(*word).store(writing ? 1 : 0, std::memory_order_seq_cst);
+  auto* word = reinterpret_cast<uint64_t*>(page_ + offset);
+  // seq_cst and a fence: ordered before the reads of the commit window that
+  // follow (generation, deadline, capture-armed word), as the sidecar
+  // orders its writes there before it reads the marks (commit_server.cc).
+  std::atomic_ref<uint64_t>(*word).store(on ? 1 : 0, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 

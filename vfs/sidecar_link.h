@@ -40,6 +40,8 @@ class SidecarLink {
   // messages).
   bool has_page() const;
   void Writing(bool writing);
+  // The page's committing mark (connection_page.h); no-op without a page.
+  void Committing(bool committing);
 
  private:
   Status Connect();
@@ -47,6 +49,7 @@ class SidecarLink {
   Status SendAll(const std::string& bytes);
   Result<wire::Message> Receive(int timeout_ms);
   void MapPage();
+  void SetPageWord(size_t offset, bool on);
 
   std::string socket_path_;
   int fd_ = -1;

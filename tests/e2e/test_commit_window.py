@@ -215,3 +215,26 @@ def test_an_unasked_wal_transaction_open_at_a_handoff_commits_during_the_drain(t
         settle(nodes, {"before", "warm", "pending"})
     finally:
         clean_up(app, nodes)
+
+
+def test_a_commit_marked_in_flight_holds_the_step_down_back(tmp_path, etcd):
+    """Between its commit window check and its handed-over commit, a
+    connection with a connection page marks it instead of taking the
+    window's lock; a primary stepping down (SIGTERM) waits for the mark to
+    clear before it captures and releases the lease."""
+    from test_connection_page import App, COMMITTING
+    old, new = start_primary_and_candidate(tmp_path, etcd, "wal")
+    try:
+        app = App(old)
+        app.mark(COMMITTING, 1)
+        old.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            old.proc.wait(timeout=0.5)  # the drain limit is 2 s
+        assert old.is_primary()
+        app.mark(COMMITTING, 0)
+        assert old.proc.wait(timeout=1.2) == 0
+        assert "still holds the commit window" not in old.log_text()
+        app.close()
+        wait_for(new.is_primary, 10, what="the candidate to take over")
+    finally:
+        clean_up(None, [old, new])

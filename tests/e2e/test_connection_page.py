@@ -1,0 +1,87 @@
+"""The connection page (vfs/connection_page.h) at the protocol level: a
+client speaks to the commit socket as liblitefs.so does, maps the page the
+sidecar hands over with its answer to Hello, and checks what the sidecar
+makes of the marks: a writer that vanishes marked is checked, one that cleared its mark
+is not. (A commit marked in flight holds a step-down back:
+test_commit_window.py.)"""
+
+import mmap
+import os
+import socket
+import struct
+
+from litefs_cluster import wait_for
+
+PROTOCOL_VERSION = 5
+HELLO, BEGIN, OK = 1, 2, 0x81
+WRITING, COMMITTING = 8, 16  # word offsets in the page
+
+
+class App:
+    """One connection to the sidecar, with its page mapped."""
+
+    def __init__(self, node):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(node.dir / ".litefs.sock"))
+        self.send(HELLO, struct.pack("<II", PROTOCOL_VERSION, os.getpid()))
+        body, fds = self.receive()
+        assert body[0] == OK, body
+        assert len(fds) == 1, "no connection page with the answer to Hello"
+        self.page = mmap.mmap(fds[0], 4096)
+        os.close(fds[0])
+        assert self.page[:8] == b"LFSCONN1"
+
+    def send(self, kind, payload):
+        self.sock.sendall(struct.pack("<IB", len(payload) + 1, kind) + payload)
+
+    def receive(self):
+        data, fds, _, _ = socket.recv_fds(self.sock, 4096, 1)
+        (length,) = struct.unpack_from("<I", data)
+        assert len(data) == 4 + length, data  # one small answer, whole
+        return data[4:], fds
+
+    def begin(self, db):
+        self.send(BEGIN, struct.pack("<I", len(db)) + db.encode())
+        body, _ = self.receive()
+        assert body[0] == OK, body
+        txid, checksum = struct.unpack_from("<QQ", body, 1)
+        slot = struct.unpack_from("<I", body, 17)[0] if len(body) > 17 else 0
+        return slot
+
+    def word(self, offset):
+        return struct.unpack_from("<Q", self.page, offset)[0]
+
+    def mark(self, offset, value):
+        struct.pack_into("<Q", self.page, offset, value)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_an_approved_writer_that_vanishes_marked_is_checked(cluster):
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+    cluster.wait_replicated("app.db")
+    app = App(p)
+    slot = app.begin("app.db")
+    assert 1 <= slot <= 504  # the database's capture-armed word in .litefs.window
+    assert app.word(WRITING) == 1  # the sidecar marked the approved transaction
+    app.close()
+    wait_for(lambda: "a writer disconnected mid-transaction" in p.log_text(),
+             what="the sidecar to check the database")
+
+
+def test_a_writer_that_ended_its_transaction_leaves_quietly(cluster):
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+    cluster.wait_replicated("app.db")
+    app = App(p)
+    app.begin("app.db")
+    app.mark(WRITING, 0)  # as the VFS does after its commit or rollback
+    app.close()
+    # A later connection's own check shows the first one's close was read.
+    second = App(p)
+    second.begin("app.db")
+    second.close()
+    wait_for(lambda: p.log_text().count("a writer disconnected mid-transaction") == 1,
+             what="the second writer's check")
