@@ -123,10 +123,13 @@ int BeginWrite(DbFileState& s) {
 // nothing reaches the database (commit_window.h).
 int EnterCommitWindow(DbFileState& s) {
   CommitWindowClient::Verdict verdict;
-  if (s.link.has_page()) {
+  // Only a live sidecar reads the mark: after a restart the new one knows
+  // nothing of this connection's page until it reconnects, so a connection
+  // whose sidecar went away takes the lock, which any sidecar respects.
+  if (s.link.has_page() && s.link.PeerAlive()) {
     // The mark first, then the check: the sidecar publishes "closed" and
     // then reads the marks, so it waits for this commit or this check
-    // sees "closed". No lock, no system call.
+    // sees "closed". No lock.
     s.link.Committing(true);
     verdict = s.window.Check();
     if (verdict != CommitWindowClient::Verdict::kOpen) s.link.Committing(false);
