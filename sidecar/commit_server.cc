@@ -1,6 +1,7 @@
 // See commit_server.h.
 #include "sidecar/commit_server.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -80,10 +81,13 @@ bool SocketIsLive(const std::string& path) {
 
 // A fresh connection page and its descriptor (to send), or nullptr.
 uint8_t* NewConnectionPage(fs::UniqueFd& fd_out) {
-  int fd = memfd_create("litefs-connection", MFD_CLOEXEC);
+  int fd = memfd_create("litefs-connection", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return nullptr;
   fs::UniqueFd fd_owner(fd);
   if (ftruncate(fd, off_t(connection_page::kSize)) != 0) return nullptr;
+  // Sealed at its size: an app that shrank it would make the sidecar's
+  // reads of the page fault (SIGBUS).
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) return nullptr;
   void* p = mmap(nullptr, connection_page::kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return nullptr;
   std::memcpy(p, connection_page::kMagic, sizeof connection_page::kMagic);

@@ -10,6 +10,8 @@ import os
 import socket
 import struct
 
+import pytest
+
 from litefs_cluster import wait_for
 
 PROTOCOL_VERSION = 5
@@ -28,7 +30,7 @@ class App:
         assert body[0] == OK, body
         assert len(fds) == 1, "no connection page with the answer to Hello"
         self.page = mmap.mmap(fds[0], 4096)
-        os.close(fds[0])
+        self.fd = fds[0]  # kept open for tests that try to misuse it
         assert self.page[:8] == b"LFSCONN1"
 
     def send(self, kind, payload):
@@ -56,6 +58,7 @@ class App:
 
     def close(self):
         self.sock.close()
+        os.close(self.fd)
 
 
 def test_an_approved_writer_that_vanishes_marked_is_checked(cluster):
@@ -85,3 +88,17 @@ def test_a_writer_that_ended_its_transaction_leaves_quietly(cluster):
     second.close()
     wait_for(lambda: p.log_text().count("a writer disconnected mid-transaction") == 1,
              what="the second writer's check")
+
+
+def test_an_app_cannot_shrink_the_page_under_the_sidecar(cluster):
+    """The page is sealed at its size: an app that truncated it would make the
+    sidecar fault (SIGBUS) the next time it reads the marks."""
+    p = cluster.primary
+    app = App(p)
+    with pytest.raises(PermissionError):
+        os.ftruncate(app.fd, 0)
+    app.mark(WRITING, 1)
+    app.close()  # the sidecar reads the page as the connection goes
+    assert p.info() is not None
+    second = App(p)  # and still serves
+    second.close()
