@@ -259,11 +259,13 @@ db.close()
     assert r.sqlite("app.db", "SELECT count(*), sum(n) FROM t").stdout.strip() == f"900|{900 * 901 // 2}"
 
 
-def test_fast_async_commits_ride_on_an_armed_capture(cluster):
+@pytest.mark.parametrize("writers", [1, 3])
+def test_fast_async_commits_ride_on_an_armed_capture(cluster, writers):
     """Under load the sidecar paces its captures and shows each one armed in
     the commit window; an app's async WAL commit made meanwhile sends no
     message (its connection page tells the sidecar it is writing). Every
-    commit is still recorded, once, in order."""
+    commit is still recorded, once, in order — also with several processes
+    committing at once, each deciding on its own whether to announce."""
     from litefs_cluster import BUILD
     from test_node_api import metrics
     p = cluster.primary
@@ -272,13 +274,53 @@ def test_fast_async_commits_ride_on_an_armed_capture(cluster):
     subprocess.run([bench, db, "WAL", "NORMAL", "0.05"], env=p.env(), check=True, capture_output=True)
     before = int(cluster.wait_replicated("fast.db").split("/")[0], 16)
     messages_before = metrics(p)['litefs_db_commit_message_count{db="fast.db"}']
-    out = subprocess.run([bench, db, "WAL", "NORMAL", "1"], env=p.env(), check=True,
-                         capture_output=True, text=True).stdout
-    commits = int(dict(line.split() for line in out.splitlines())["tx"])
-    assert commits > 1000, out  # enough to be under load
+    procs = [subprocess.Popen([bench, db, "WAL", "NORMAL", "1"], env=p.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(writers)]
+    commits = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        commits += int(dict(line.split() for line in out.splitlines())["tx"])
+    assert commits > 1000, commits  # enough to be under load
     assert assert_converged(cluster, "fast.db") == before + commits
     assert_chain(ltx_ranges(p, "fast.db"), before + 1, before + commits)
     m = metrics(p)
     assert m['litefs_db_commit_count{db="fast.db"}'] >= commits
     messages = m['litefs_db_commit_message_count{db="fast.db"}'] - messages_before
     assert messages < commits / 2, (messages, commits)
+
+
+def test_commits_absorbed_by_an_armed_capture_are_recorded_while_the_writer_stays_open(cluster):
+    """No close, no flush: the commits that sent no message reach the log
+    through the capture that was armed when they were made."""
+    from test_node_api import metrics
+    p = cluster.primary
+    path = str(p.path("open.db"))
+    p.python(f"""
+import sqlite3
+db = sqlite3.connect({path!r}, isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE t(n INTEGER PRIMARY KEY)")
+""")
+    before = int(cluster.wait_replicated("open.db").split("/")[0], 16)
+    messages_before = metrics(p)['litefs_db_commit_message_count{db="open.db"}']
+    writer = subprocess.Popen([PYTHON, "-c", f"""
+import sqlite3, sys, time
+db = sqlite3.connect({path!r}, isolation_level=None)
+db.execute("PRAGMA synchronous=NORMAL")
+n, end = 0, time.monotonic() + 1
+while time.monotonic() < end:
+    n += 1
+    db.execute("INSERT INTO t VALUES (?)", (n,))
+print(n, flush=True)
+sys.stdin.readline()  # stays open until told
+"""], env=p.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        commits = int(writer.stdout.readline())
+        assert commits > 1000, commits
+        wait_txid(p, "open.db", before + commits)
+        messages = metrics(p)['litefs_db_commit_message_count{db="open.db"}'] - messages_before
+        assert messages < commits, (messages, commits)
+    finally:
+        writer.communicate("\n", timeout=30)
+    assert_chain(ltx_ranges(p, "open.db"), before + 1, before + commits)
