@@ -29,6 +29,7 @@ def test_a_writer_killed_inside_an_unasked_transaction_is_noticed(cluster, mode)
     p, r = cluster.primary, cluster.replica
     db = "app.db"
     p.sqlite(db, f"PRAGMA journal_mode={mode}; CREATE TABLE t(x TEXT);")
+    before = int(cluster.wait_replicated(db).split("/")[0], 16)
     writer = subprocess.Popen([PYTHON, "-c", WRITER_LEFT_OPEN, str(p.path(db)), mode],
                               env=p.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -44,7 +45,12 @@ def test_a_writer_killed_inside_an_unasked_transaction_is_noticed(cluster, mode)
             writer.kill()
             writer.wait()
     p.sqlite(db, "INSERT INTO t VALUES ('after')")
+    # Two transactions, no more: 'committed' and 'after' (a WAL commit is
+    # recorded just after COMMIT returns, so wait for it).
+    wait_for(lambda: int((p.pos(db) or "0/0").split("/")[0], 16) == before + 2,
+             what="the primary to record 'committed' and 'after'")
     pos = cluster.wait_replicated(db)
+    assert int(pos.split("/")[0], 16) == before + 2
     for n in (p, r):
         assert n.sqlite(db, "SELECT x FROM t ORDER BY rowid").stdout.split() == ["committed", "after"]
     assert pos == r.pos(db)
