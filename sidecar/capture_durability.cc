@@ -26,10 +26,24 @@ std::optional<uint64_t> CaptureDurability::UnsyncedFrom() const {
   return txid;
 }
 
+Status CaptureDurability::KeepDurable(const std::string& ltx_path, const std::string& ltx_dir) {
+  Result<bool> copied = copies_.Append(ltx_path);
+  if (!copied.ok()) return copied.status();
+  if (*copied) return Status();
+  return MakeDurable(ltx_dir);  // also forgets the copies: the next one fits again
+}
+
 Status CaptureDurability::MakeDurable(const std::string& ltx_dir) {
   if (!marked_) marked_ = UnsyncedFrom().has_value();
+  if (*marked_) {
+    LITEFS_RETURN_IF_ERROR(marker_.Sync({ltx_dir}));
+  }
+  // Forgotten before the marker goes: a crash in between leaves a marker
+  // with nothing to bring back, never copies that no marker guards (they
+  // could otherwise be brought back over a later, different history).
+  LITEFS_RETURN_IF_ERROR(copies_.Forget());
   if (!*marked_) return Status();
-  LITEFS_RETURN_IF_ERROR(marker_.SyncAndRemove({ltx_dir}));
+  LITEFS_RETURN_IF_ERROR(marker_.Remove());
   marked_ = false;
   return Status();
 }

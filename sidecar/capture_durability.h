@@ -7,6 +7,12 @@
 //    capture the WAL (a flush), which syncs the files (MakeDurable). Recovery
 //    records the frames after the last intact file again: the same pages in
 //    the same order, so the same TXIDs and checksums;
+//  - a rollback-mode commit the app synced: a copy of its file is appended
+//    to the capture log and synced there (capture_log.h) — one flush of
+//    data only, where a new file costs two that carry metadata. Recovery
+//    writes the copies that continue the intact files back into the log;
+//    once the file system is synced, the copies are forgotten. A file too
+//    large for the space left in the log is made durable by that sync;
 //  - a commit the app did not sync (synchronous=OFF in a rollback journal
 //    mode): a power failure may lose it from the database too.
 //
@@ -15,22 +21,26 @@
 // only the newest. The marker `<data-dir>/dbs/<db>/ltx-unsynced`, made
 // durable before the first unsynced file and naming its TXID, tells recovery
 // which files to verify: the first that fails (or breaks the chain of
-// checksums) and every later one are dropped, and the comparison with the
-// database records what is missing again (Database::RecoverJob).
+// checksums) and every later one are dropped, the capture log's copies
+// bring back those it holds, and the comparison with the database records
+// what is still missing again (Database::RecoverJob).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ltx/status.h"
+#include "sidecar/capture_log.h"
 #include "sidecar/durability_marker.h"
 
 namespace litefs {
 
 class CaptureDurability {
  public:
-  explicit CaptureDurability(std::string marker_path) : marker_(std::move(marker_path)) {}
+  CaptureDurability(std::string marker_path, std::string capture_log_path)
+      : marker_(std::move(marker_path)), copies_(std::move(capture_log_path)) {}
 
   // Before writing TXID `first_txid` unsynced: the marker is durable (and
   // names the first such TXID since the last sync) once this returns.
@@ -38,12 +48,19 @@ class CaptureDurability {
   // The first TXID written unsynced since the last sync, from the marker on
   // disk; nullopt when every file is durable.
   std::optional<uint64_t> UnsyncedFrom() const;
-  // Syncs the file system holding `ltx_dir` and removes the marker. Cheap
-  // when nothing is unsynced.
+  // Makes the unsynced file at `ltx_path` (a rollback-mode commit the app
+  // synced) durable: a copy in the capture log, or, when the log is full,
+  // a sync of everything (MakeDurable).
+  Status KeepDurable(const std::string& ltx_path, const std::string& ltx_dir);
+  // The capture log's copies, oldest first, for recovery.
+  Result<std::vector<std::string>> Copies() { return copies_.Copies(); }
+  // Syncs the file system holding `ltx_dir`, forgets the copies and removes
+  // the marker. Cheap when nothing is unsynced.
   Status MakeDurable(const std::string& ltx_dir);
 
  private:
   DurabilityMarker marker_;
+  CaptureLog copies_;
   std::optional<bool> marked_;  // unknown until first asked
 };
 

@@ -59,7 +59,8 @@ Database::Database(const DatabaseEnv& env, std::string name)
       strand_(env.loop),
       snapshot_strand_(env.loop),
       durability_(env.data_dir + "/dbs/" + name_ + "/applies-unsynced", db_path_),
-      capture_durability_(env.data_dir + "/dbs/" + name_ + "/ltx-unsynced") {}
+      capture_durability_(env.data_dir + "/dbs/" + name_ + "/ltx-unsynced",
+                          env.data_dir + "/dbs/" + name_ + "/ltx-copies") {}
 
 Database::~Database() {
   ArmCapture(false);  // no capture will come
@@ -166,7 +167,10 @@ Status Database::RecoverJob() {
   LITEFS_RETURN_IF_ERROR(log_.Init());
   LITEFS_RETURN_IF_ERROR(DropTornNewestLtx());
   const std::optional<uint64_t> unsynced_from = capture_durability_.UnsyncedFrom();
-  if (unsynced_from) LITEFS_RETURN_IF_ERROR(DropBrokenUnsyncedLtx(*unsynced_from));
+  if (unsynced_from) {
+    LITEFS_RETURN_IF_ERROR(DropBrokenUnsyncedLtx(*unsynced_from));
+    LITEFS_RETURN_IF_ERROR(RestoreCopiedLtx());
+  }
   ltx::Pos logged;
   std::optional<std::pair<ltx::Header, ltx::Trailer>> latest;
   if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
@@ -302,6 +306,35 @@ Result<bool> Database::RewindToDatabase(uint64_t actual) {
     return true;
   }
   return false;
+}
+
+Status Database::RestoreCopiedLtx() {
+  Result<std::vector<std::string>> copies = capture_durability_.Copies();
+  if (!copies.ok()) return copies.status();
+  for (const std::string& copy : *copies) {
+    std::optional<ltx::Pos> latest;
+    if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
+      Result<std::pair<ltx::Header, ltx::Trailer>> ends = log_.ReadEnds(*r);
+      if (!ends.ok()) return ends.status();
+      latest = ltx::Pos{r->max_txid, ends->second.post_apply_checksum};
+    }
+    // Only a copy that continues the log comes back: the others are files
+    // that survived (or copies older than a rewind of the history).
+    const std::string tmp = log_.NewTempPath();
+    LITEFS_RETURN_IF_ERROR(fs::WriteFileAtomic(tmp, copy, /*sync=*/false));
+    Result<VerifiedLtx> v = ReadAndVerifyLtx(tmp);
+    const bool continues = v.ok() && (latest ? v->header.min_txid == latest->txid + 1 &&
+                                                   v->header.pre_apply_checksum == latest->checksum
+                                             : v->header.min_txid == 1);
+    if (!continues) {
+      unlink(tmp.c_str());
+      continue;
+    }
+    log::Warn("bringing back an LTX file a power failure lost, from its copy in the capture log",
+              {{"db", name_}, {"txid", ltx::FormatTXID(v->header.max_txid)}});
+    LITEFS_RETURN_IF_ERROR(log_.Install(tmp, {v->header.min_txid, v->header.max_txid}, /*sync=*/false));
+  }
+  return Status();
 }
 
 Status Database::DropTornNewestLtx() {
@@ -441,8 +474,16 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
   if (commit.flags & wire::kCommitWal) {
     next = CaptureWalUpTo(commit.wal, opts);
   } else {
-    if (!opts.sync) LITEFS_RETURN_IF_ERROR(capture_durability_.BeforeUnsynced(pos().txid + 1));
+    // Written unsynced either way; a synced commit's file is then kept
+    // durable by a copy in the capture log (capture_durability.h).
+    const bool keep_durable = opts.sync;
+    opts.sync = false;
+    LITEFS_RETURN_IF_ERROR(capture_durability_.BeforeUnsynced(pos().txid + 1));
     next = CaptureRollback(commit.ranges, pos(), opts);
+    if (next.ok() && keep_durable) {
+      Status kept = capture_durability_.KeepDurable(log_.PathFor({next->txid, next->txid}), log_.dir());
+      if (!kept.ok()) next = kept;
+    }
     if (next.ok()) {
       SetPos(*next);
       Status st = WritePosFile(*next, opts.timestamp_ms);

@@ -24,6 +24,9 @@ class DurabilityMarker {
   // Syncs the file systems holding `dirs`, then removes the marker and syncs
   // its directory. A missing marker is not an error.
   Status SyncAndRemove(std::initializer_list<std::string> dirs) const;
+  // The two halves of SyncAndRemove.
+  Status Sync(std::initializer_list<std::string> dirs) const;
+  Status Remove() const;
 
  private:
   std::string path_;

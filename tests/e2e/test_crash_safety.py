@@ -206,15 +206,68 @@ sys.stdin.readline()
         torn = unsynced[len(unsynced) // 2]
         torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
         p.start()
+        # Recovery ends by making what it kept and wrote durable (the
+        # position file shows the last one from before the crash until then).
+        wait_for(lambda: not marker.exists(), timeout=15, what="recovery to sync and drop the marker")
 
         pos = wait_settled(p, "app.db")
         assert int(pos.split("/")[0], 16) == before + 40
         assert "dropping LTX files a power failure left incomplete" in p.log_text()
-        assert not marker.exists()  # recovery made what it kept and wrote durable
     finally:
         app.communicate("\n", timeout=30)
     r.start()
     pos = cluster.wait_replicated("app.db", timeout=30)
     assert int(pos.split("/")[0], 16) == before + 40
+    assert logical_bytes(r.path("app.db")) == logical_bytes(p.path("app.db"))
+    assert "sending snapshot" not in p.log_text()  # the history itself was whole again
+
+
+def test_unsynced_rollback_ltx_files_lost_with_the_power_are_rebuilt_from_their_copies(cluster):
+    """A rollback-mode commit the app synced has its LTX file written without
+    a sync and a copy appended to the capture log, synced there: one flush of
+    data instead of the file's and its directory's (capture_durability.h).
+    A power failure may then tear or lose any file written since the last
+    sync. Recovery drops the first broken one and every later one, and
+    brings them back from their copies: the same transactions under the
+    same TXIDs, and a replica that was behind catches up through them."""
+    p, r = cluster.primary, cluster.replica
+    ltx_dir = p.dir / ".litefs" / "dbs" / "app.db" / "ltx"
+    marker = ltx_dir.parent / "ltx-unsynced"
+    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(n INTEGER PRIMARY KEY, pad BLOB);")
+    before = int(cluster.wait_replicated("app.db").split("/")[0], 16)
+    r.stop()
+    p.python(f"""
+import sqlite3
+db = sqlite3.connect({str(p.path('app.db'))!r}, isolation_level=None)
+db.execute("PRAGMA synchronous=FULL")
+for n in range(1, 31):
+    db.execute("INSERT INTO t VALUES (?, randomblob(1000))", (n,))
+""")
+    # Rollback commits are recorded before COMMIT returns.
+    assert int(p.pos("app.db").split("/")[0], 16) == before + 30
+    assert int(marker.read_text()) <= before + 1  # the table's commit may be unsynced too
+    unsynced = sorted(f for f in ltx_dir.glob("*.ltx") if int(f.name[17:33], 16) > before)
+    assert len(unsynced) == 30, [f.name for f in unsynced]
+    p.stop(signal.SIGKILL)
+    # The power failure: a file in the middle lost its second half, and the
+    # newest never reached the disk at all.
+    torn = unsynced[len(unsynced) // 2]
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
+    unsynced[-1].unlink()
+    p.start()
+    # Recovery ends by making what it kept and wrote durable (the position
+    # file still shows the last one from before the crash until then).
+    wait_for(lambda: not marker.exists(), timeout=15, what="recovery to sync and drop the marker")
+
+    pos = wait_settled(p, "app.db")
+    assert int(pos.split("/")[0], 16) == before + 30
+    log = p.log_text()
+    assert "dropping LTX files a power failure left incomplete" in log
+    assert "bringing back an LTX file a power failure lost" in log
+    assert "recording its pages as the next transaction" not in log
+    assert sorted(f.name for f in ltx_dir.glob("*.ltx"))[-30:] == [f.name for f in unsynced]
+    r.start()
+    pos = cluster.wait_replicated("app.db", timeout=30)
+    assert int(pos.split("/")[0], 16) == before + 30
     assert logical_bytes(r.path("app.db")) == logical_bytes(p.path("app.db"))
     assert "sending snapshot" not in p.log_text()  # the history itself was whole again

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "sidecar/capture_log.h"
 #include "sidecar/fsutil.h"
 #include "sidecar_test_util.h"
 
@@ -19,7 +20,8 @@ TEST_CASE("the unsynced-LTX marker names the first unsynced TXID until the files
   const std::string ltx_dir = dir / "dbs/app.db/ltx";
   REQUIRE(fs::MakeDirs(ltx_dir).ok());
   const std::string marker = dir / "dbs/app.db/ltx-unsynced";
-  CaptureDurability d(marker);
+  const std::string copies = dir / "dbs/app.db/ltx-copies";
+  CaptureDurability d(marker, copies);
   CHECK_FALSE(d.UnsyncedFrom().has_value());
   CHECK(d.MakeDurable(ltx_dir).ok());  // nothing to do
 
@@ -28,7 +30,7 @@ TEST_CASE("the unsynced-LTX marker names the first unsynced TXID until the files
   REQUIRE(d.BeforeUnsynced(43).ok());  // later files do not move it
   CHECK(d.UnsyncedFrom() == 42u);
   // A new process (a restarted sidecar) reads the same from the disk.
-  CHECK(CaptureDurability(marker).UnsyncedFrom() == 42u);
+  CHECK(CaptureDurability(marker, copies).UnsyncedFrom() == 42u);
 
   REQUIRE(d.MakeDurable(ltx_dir).ok());
   CHECK_FALSE(fs::Exists(marker));
@@ -38,11 +40,46 @@ TEST_CASE("the unsynced-LTX marker names the first unsynced TXID until the files
 
   // A marker the power failure tore still says "verify": every file.
   REQUIRE(fs::WriteFileAtomic(marker, "", /*sync=*/false).ok());
-  CHECK(CaptureDurability(marker).UnsyncedFrom() == 1u);
+  CHECK(CaptureDurability(marker, copies).UnsyncedFrom() == 1u);
   // One found on disk at start is made durable like one written here.
-  CaptureDurability restarted(marker);
+  CaptureDurability restarted(marker, copies);
   REQUIRE(restarted.MakeDurable(ltx_dir).ok());
   CHECK_FALSE(fs::Exists(marker));
+}
+
+TEST_CASE("a synced rollback commit's file is kept durable by a copy until the next sync") {
+  TempDir dir;
+  const std::string ltx_dir = dir / "dbs/app.db/ltx";
+  REQUIRE(fs::MakeDirs(ltx_dir).ok());
+  const std::string marker = dir / "dbs/app.db/ltx-unsynced";
+  const std::string copies = dir / "dbs/app.db/ltx-copies";
+  const std::string file = ltx_dir + "/0000000000000007-0000000000000007.ltx";
+  REQUIRE(fs::WriteFileAtomic(file, std::string(5000, 'x'), /*sync=*/false).ok());
+
+  CaptureDurability d(marker, copies);
+  REQUIRE(d.BeforeUnsynced(7).ok());
+  REQUIRE(d.KeepDurable(file, ltx_dir).ok());
+  Result<std::vector<std::string>> kept = CaptureDurability(marker, copies).Copies();
+  REQUIRE(kept.ok());
+  REQUIRE(kept->size() == 1);
+  CHECK((*kept)[0] == std::string(5000, 'x'));
+
+  // The sync makes the copies pointless: forgotten with the marker.
+  REQUIRE(d.MakeDurable(ltx_dir).ok());
+  CHECK_FALSE(fs::Exists(marker));
+  kept = CaptureDurability(marker, copies).Copies();
+  REQUIRE(kept.ok());
+  CHECK(kept->empty());
+
+  // A file too large for the log is made durable by a sync instead.
+  const std::string big = ltx_dir + "/0000000000000008-0000000000000008.ltx";
+  REQUIRE(fs::WriteFileAtomic(big, std::string(CaptureLog::kDefaultCapacity, 'y'), false).ok());
+  REQUIRE(d.BeforeUnsynced(8).ok());
+  REQUIRE(d.KeepDurable(big, ltx_dir).ok());
+  CHECK_FALSE(fs::Exists(marker));
+  kept = d.Copies();
+  REQUIRE(kept.ok());
+  CHECK(kept->empty());
 }
 
 }  // namespace
