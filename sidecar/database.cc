@@ -752,13 +752,14 @@ Status Database::ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t
   applied = 0;
   size_t next = 0;
   while (next < tmp_paths.size()) {
-    // The longest run of plain WAL transactions from here, verified and
-    // checked to continue one another.
+    // The longest run of plain transactions from here (no snapshot, no
+    // deletion, the page size of the database), verified and checked to
+    // continue one another.
     std::vector<VerifiedLtx> run;
     Status stop;
     const bool wal = IsWalDatabase(db_path_);
     ltx::Pos at = pos();
-    for (size_t k = next; wal && k < tmp_paths.size(); k++) {
+    for (size_t k = next; k < tmp_paths.size(); k++) {
       Result<VerifiedLtx> ltx = ReadAndVerifyLtx(tmp_paths[k]);
       if (!ltx.ok()) {
         stop = ltx.status();
@@ -766,20 +767,23 @@ Status Database::ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t
       }
       const ltx::Header& h = ltx->header;
       if (h.IsSnapshot() || h.commit == 0) break;  // applies alone, below
+      if (!wal && h.page_size != checksums_.page_size()) break;
       if (h.min_txid != at.txid + 1 || h.pre_apply_checksum != at.checksum) break;  // ApplyJob says why
       at = {h.max_txid, ltx->trailer.post_apply_checksum};
       run.push_back(std::move(ltx).value());
     }
-    if (!run.empty()) {
+    // A rollback-mode run pays one journal and its syncs: worth it from two
+    // files on. A WAL run of one still saves reading the file twice.
+    if (run.size() >= (wal ? 1u : 2u)) {
       std::vector<std::string> run_paths(tmp_paths.begin() + long(next), tmp_paths.begin() + long(next + run.size()));
       size_t n = 0;
-      Status st = ApplyWalRun(run_paths, run, n);
+      Status st = ApplyRun(run_paths, run, wal, n);
       applied += n;
       next += n;
       if (!st.ok()) return st;
       continue;
     }
-    if (!stop.ok()) return stop;
+    if (run.empty() && !stop.ok()) return stop;
     LITEFS_RETURN_IF_ERROR(ApplyJob(tmp_paths[next]));
     applied++;
     next++;
@@ -787,8 +791,8 @@ Status Database::ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t
   return Status();
 }
 
-Status Database::ApplyWalRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run,
-                             size_t& applied) {
+Status Database::ApplyRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run, bool wal,
+                          size_t& applied) {
   applied = 0;
   // As in ApplyJob: installed before they are applied, nothing synced.
   LITEFS_RETURN_IF_ERROR(durability_.BeforeUnsyncedApply());
@@ -808,14 +812,22 @@ Status Database::ApplyWalRun(const std::vector<std::string>& tmp_paths, std::vec
     }
     paths.push_back(log_.PathFor(range));
   }
-  std::vector<WalApplyItem> items;
+  std::vector<LtxApplyItem> items;
   for (size_t k = 0; k < run.size(); k++) items.push_back({&paths[k], &run[k]});
   ApplyOptions options;
   options.sync_wal = false;
-  Result<uint32_t> frames = ApplyLtxBatchToWal(db_path_, items, checksums_, options, applied);
+  Result<uint32_t> frames = 0u;
+  if (wal) {
+    frames = ApplyLtxBatchToWal(db_path_, items, checksums_, options, applied);
+  } else {
+    durability_.ReleaseWal();  // the apply needs EXCLUSIVE
+    Status st = ApplyVerifiedLtxRun(db_path_, items, checksums_, options);
+    applied = st.ok() ? run.size() : 0;
+    if (!st.ok()) frames = st;
+  }
   for (size_t k = applied; k < run.size(); k++) forget(run[k]);
   if (applied == 0) return frames.status();
-  durability_.HoldWal();
+  if (wal) durability_.HoldWal();
   for (size_t k = 0; k < applied; k++) SetPos({run[k].header.max_txid, run[k].trailer.post_apply_checksum});
   const ltx::Header& last = run[applied - 1].header;
   Status written = WritePosFile(pos(), last.timestamp_ms);

@@ -221,8 +221,10 @@ class Database {
   Status ApplyJob(const std::string& tmp_path);
   // Applies `tmp_paths` in order; `applied` counts those that went in.
   Status ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t& applied);
-  // The WAL part of a batch: installs and applies `run` (verified, consecutive).
-  Status ApplyWalRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run, size_t& applied);
+  // Part of a batch: installs and applies `run` (verified, consecutive) under
+  // one set of locks — to the WAL (`wal`), or as one rollback-mode transaction.
+  Status ApplyRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run, bool wal,
+                  size_t& applied);
   Result<SnapshotFile> SnapshotJob(const std::string& path);
   Result<uint64_t> ExportJob(const std::string& path);
   struct ImportState;

@@ -50,22 +50,26 @@ namespace {
 // Pages of the current database (numbered in its own page size) whose
 // content the apply destroys: those overlapping a new page, and those a
 // shrink cuts off.
-std::vector<uint32_t> PagesToJournal(const VerifiedLtx& ltx, const DbShape& old) {
+std::vector<uint32_t> PagesToJournal(std::span<const LtxApplyItem> items, const DbShape& old) {
   std::vector<uint32_t> out;
   if (old.page_count == 0) return out;
-  const uint64_t old_ps = old.page_size, new_ps = ltx.header.page_size;
+  const uint64_t old_ps = old.page_size;
   const uint32_t old_lock = ltx::LockPgno(old.page_size);
   auto add_bytes = [&](uint64_t begin, uint64_t end) {  // [begin, end)
     for (uint64_t p = begin / old_ps + 1; p <= (end - 1) / old_ps + 1 && p <= old.page_count; p++) {
       if (p != old_lock) out.push_back(uint32_t(p));
     }
   };
-  if (ltx.header.IsSnapshot()) {
-    add_bytes(0, uint64_t(old.page_count) * old_ps);
-  } else {
+  const uint64_t old_end = uint64_t(old.page_count) * old_ps;
+  for (const LtxApplyItem& item : items) {
+    const VerifiedLtx& ltx = *item.ltx;
+    const uint64_t new_ps = ltx.header.page_size;
+    if (ltx.header.IsSnapshot()) {
+      add_bytes(0, old_end);
+      continue;
+    }
     for (uint32_t p : ltx.pgnos) add_bytes(uint64_t(p - 1) * new_ps, uint64_t(p) * new_ps);
     uint64_t new_end = uint64_t(ltx.header.commit) * new_ps;
-    uint64_t old_end = uint64_t(old.page_count) * old_ps;
     if (new_end < old_end) add_bytes(new_end, old_end);
   }
   std::sort(out.begin(), out.end());
@@ -117,7 +121,21 @@ Status WritePages(int db_fd, const std::string& ltx_path, PageChecksums& checksu
 Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
                         const VerifiedLtx& ltx, PageChecksums& checksums,
                         const ApplyOptions& options) {
-  const ltx::Header& h = ltx.header;
+  const LtxApplyItem item{&ltx_path, &ltx};
+  return ApplyVerifiedLtxRun(db_path, {&item, 1}, checksums, options);
+}
+
+Status ApplyVerifiedLtxRun(const std::string& db_path, std::span<const LtxApplyItem> items,
+                           PageChecksums& checksums, const ApplyOptions& options) {
+  if (items.empty()) return Status();
+  if (items.size() > 1) {
+    for (const LtxApplyItem& item : items) {
+      if (item.ltx->header.IsSnapshot() || item.ltx->header.commit == 0) {
+        return Status::Error("a snapshot or a deletion is applied alone");
+      }
+    }
+  }
+  const ltx::Header& last = items.back().ltx->header;
 
   Result<fs::UniqueFd> db = fs::Open(db_path, O_RDWR | O_CREAT, 0644);
   if (!db.ok()) return db.status();
@@ -142,27 +160,33 @@ Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
   Result<DbShape> old = ReadDbShape(db->get(), db_path);
   if (!old.ok()) return old.status();
   std::optional<sqlite::JournalWriter> journal;
-  LITEFS_RETURN_IF_ERROR(WriteJournal(db->get(), db_path, *old, PagesToJournal(ltx, *old), journal));
+  LITEFS_RETURN_IF_ERROR(WriteJournal(db->get(), db_path, *old, PagesToJournal(items, *old), journal));
 
-  if (h.IsSnapshot() || h.page_size != checksums.page_size()) checksums.Reset(h.page_size);
-  checksums.Truncate(h.commit);
-  LITEFS_RETURN_IF_ERROR(WritePages(db->get(), ltx_path, checksums));
-  if (ftruncate(db->get(), off_t(uint64_t(h.commit) * h.page_size)) != 0) {
-    return fs::ErrnoError("truncate", db_path);
+  // Each file in turn, as if applied alone: a shrink between two of them
+  // cuts the file before the next one writes.
+  for (const LtxApplyItem& item : items) {
+    const ltx::Header& h = item.ltx->header;
+    if (h.IsSnapshot() || h.page_size != checksums.page_size()) checksums.Reset(h.page_size);
+    checksums.Truncate(h.commit);
+    LITEFS_RETURN_IF_ERROR(WritePages(db->get(), *item.ltx_path, checksums));
+    if (ftruncate(db->get(), off_t(uint64_t(h.commit) * h.page_size)) != 0) {
+      return fs::ErrnoError("truncate", db_path);
+    }
   }
   if (fdatasync(db->get()) != 0) return fs::ErrnoError("fsync", db_path);
 
   // Check the result before the commit point: a replica that had diverged
   // must not end up with a mix of its pages and the primary's.
+  const uint64_t expected = items.back().ltx->trailer.post_apply_checksum;
   Status verified;
-  if (checksums.value() != ltx.trailer.post_apply_checksum) {
+  if (checksums.value() != expected) {
     // The table may have missed pages the file did not carry: recount.
-    verified = checksums.Load(db->get(), h.page_size, h.commit);
-    if (verified.ok() && checksums.value() != ltx.trailer.post_apply_checksum) {
+    verified = checksums.Load(db->get(), last.page_size, last.commit);
+    if (verified.ok() && checksums.value() != expected) {
       verified = Status::Error(db_path + ": checksum after applying TXID " +
-                               ltx::FormatTXID(h.max_txid) + " would be " +
+                               ltx::FormatTXID(last.max_txid) + " would be " +
                                ltx::FormatChecksum(checksums.value()) + ", expected " +
-                               ltx::FormatChecksum(ltx.trailer.post_apply_checksum) +
+                               ltx::FormatChecksum(expected) +
                                " (the replica database was changed outside litefs)");
     }
   }

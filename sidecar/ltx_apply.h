@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,12 @@ struct VerifiedLtx {
 };
 Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path);
 
+// A verified file and where it is, one of a run applied together.
+struct LtxApplyItem {
+  const std::string* ltx_path;
+  const VerifiedLtx* ltx;
+};
+
 // Applies the verified file at `ltx_path` to the database at `db_path` and
 // brings `checksums` up to date. Fails if the result would not have the
 // file's post-apply checksum (the replica had diverged); that is checked
@@ -63,6 +70,15 @@ Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path);
 Status ApplyVerifiedLtx(const std::string& db_path, const std::string& ltx_path,
                         const VerifiedLtx& ltx, PageChecksums& checksums,
                         const ApplyOptions& options);
+
+// Applies several verified files — consecutive transactions, none a
+// snapshot or a deletion — as one rollback-mode transaction: one journal
+// and one set of syncs for them all, and readers see all of them or none.
+// A replica that fell behind catches up with fewer syncs per transaction
+// (group commit). Otherwise as ApplyVerifiedLtx, checked against the last
+// file's post-apply checksum.
+Status ApplyVerifiedLtxRun(const std::string& db_path, std::span<const LtxApplyItem> items,
+                           PageChecksums& checksums, const ApplyOptions& options);
 
 // Whether applies to `db_path` go to its WAL: it has a -wal file, or its
 // header says WAL mode.

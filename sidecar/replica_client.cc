@@ -165,6 +165,10 @@ bool ReplicaClient::OnEvent(const stream::Event& e) {
       queued_files_++;
       Pump();
       return queued_files_ < kMaxQueuedFiles;  // else stop decoding until one applied
+    case Kind::kHwm:
+      // Sent after every file and unused here: queued behind the files, it
+      // would split every batch of them into single applies.
+      return error_.empty();
     default:
       if (!applying_ && queue_.empty()) {
         HandleEvent(e);

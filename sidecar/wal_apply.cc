@@ -245,7 +245,7 @@ Result<uint32_t> ApplyLtxToWal(const std::string& db_path, const std::string& lt
                                const VerifiedLtx& ltx, PageChecksums& checksums,
                                const ApplyOptions& options) {
   size_t applied = 0;
-  WalApplyItem item{&ltx_path, &ltx};
+  LtxApplyItem item{&ltx_path, &ltx};
   return ApplyLtxBatchToWal(db_path, {&item, 1}, checksums, options, applied);
 }
 
@@ -255,7 +255,7 @@ namespace {
 // transaction, and to the wal-index hash tables; `h` then describes the WAL
 // with it (the caller publishes it). Nothing of it is visible until then,
 // and its commit frame is written only once its checksum is verified.
-Status AppendLtx(const std::string& db_path, const WalApplyItem& item, const wal::Index& index, int wal_fd,
+Status AppendLtx(const std::string& db_path, const LtxApplyItem& item, const wal::Index& index, int wal_fd,
                  WalIndexHeader& h, wal::Checksum& chain, bool big_endian, PageChecksums& checksums) {
   const VerifiedLtx& ltx = *item.ltx;
   const ltx::Header& lh = ltx.header;
@@ -319,7 +319,7 @@ Status AppendLtx(const std::string& db_path, const WalApplyItem& item, const wal
 
 }  // namespace
 
-Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const WalApplyItem> items,
+Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const LtxApplyItem> items,
                                     PageChecksums& checksums, const ApplyOptions& options, size_t& applied) {
   applied = 0;
   if (items.empty()) return Status::Error(db_path + ": nothing to apply");
@@ -411,7 +411,7 @@ Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const 
   // the header published last. A file that fails leaves the ones before it
   // applied and published.
   Status failed;
-  for (const WalApplyItem& item : items) {
+  for (const LtxApplyItem& item : items) {
     failed = AppendLtx(db_path, item, *index, wal_fd, h, chain, big_endian, checksums);
     if (!failed.ok()) break;
     applied++;

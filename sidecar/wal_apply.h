@@ -25,17 +25,12 @@
 
 namespace litefs {
 
-struct WalApplyItem {
-  const std::string* ltx_path;
-  const VerifiedLtx* ltx;
-};
-
 // Applies several verified files, consecutive transactions of the database,
 // under one set of locks: each is its own transaction in the WAL, and one
 // wal-index header publishes them together. Returns the number of frames in
 // the WAL afterwards; `applied` says how many files went in — on an error,
 // those before the failing file are applied and published.
-Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const WalApplyItem> items,
+Result<uint32_t> ApplyLtxBatchToWal(const std::string& db_path, std::span<const LtxApplyItem> items,
                                     PageChecksums& checksums, const ApplyOptions& options, size_t& applied);
 
 // One file. Returns the number of frames in the WAL afterwards (for checkpointing).

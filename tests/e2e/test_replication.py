@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from litefs_cluster import db_checksum, wait_for
+from litefs_cluster import db_checksum, logical_bytes, wait_for
 
 POS_RE = re.compile(r"^[0-9a-f]{16}/[0-9a-f]{16}\n$")
 
@@ -100,6 +100,30 @@ def test_replica_restart_catches_up(cluster):
     r.start()
     pos = assert_identical(cluster, "app.db")
     assert int(pos.split("/")[0], 16) == 26
+
+
+@pytest.mark.parametrize("mode", ["DELETE", "WAL"])
+def test_a_replica_catching_up_applies_its_backlog_in_batches(cluster, mode):
+    """A replica behind its primary applies the files queued for a database
+    together: WAL transactions under one set of locks, rollback-mode ones as
+    one journaled transaction (one journal and one set of syncs for all).
+    The HWM frame the primary sends after every file must not split them."""
+    from test_node_api import metrics
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", f"PRAGMA journal_mode={mode}; "
+                       "CREATE TABLE t(id INTEGER PRIMARY KEY, tx INT, n INT, body TEXT);")
+    cluster.wait_replicated("app.db")
+    assert r.stop() == 0
+    p.python(py_writer(p, "app.db", txs=300, rows=1))
+    r.start()
+    pos = cluster.wait_replicated("app.db", timeout=60)
+    assert int(pos.split("/")[0], 16) >= 301
+    assert logical_bytes(r.path("app.db")) == logical_bytes(p.path("app.db"))
+    m = metrics(r)
+    files = m['litefs_db_apply_count{db="app.db"}']
+    applies = m["litefs_apply_duration_seconds_count"]
+    assert files >= 50, files  # WAL commits made close together share files
+    assert applies <= files / 4, (applies, files)
 
 
 def test_new_replica_gets_a_snapshot_of_existing_data(cluster, tmp_path):

@@ -163,6 +163,79 @@ struct Primary {
   std::vector<ltx::Pos> positions;
 };
 
+Status ApplyRun(const std::string& db_path, const Primary& p, uint64_t first, uint64_t last,
+                PageChecksums& cs) {
+  std::vector<std::string> paths;
+  std::vector<VerifiedLtx> verified;
+  for (uint64_t txid = first; txid <= last; txid++) {
+    paths.push_back(p.LtxPath(txid));
+    Result<VerifiedLtx> v = ReadAndVerifyLtx(paths.back());
+    REQUIRE_MESSAGE(v.ok(), v.message());
+    verified.push_back(std::move(v).value());
+  }
+  std::vector<LtxApplyItem> items;
+  for (size_t k = 0; k < paths.size(); k++) items.push_back({&paths[k], &verified[k]});
+  return ApplyVerifiedLtxRun(db_path, items, cs, ApplyOptions{});
+}
+
+TEST_CASE("consecutive files applied as one rollback-mode transaction end where one by one would") {
+  TempDir dir;
+  Primary p(dir);
+  // TXID 2 grows, 3 updates, 4 shrinks (auto_vacuum), 5 grows again past
+  // where 4 cut the file.
+  p.Change("BEGIN; INSERT INTO t2 SELECT a + 1000, b FROM t2; CREATE TABLE t4(x); "
+           "INSERT INTO t4 VALUES (1); COMMIT");
+  p.Change("UPDATE t3 SET b = b || '!' WHERE a % 3 = 0", true);
+  p.Change("BEGIN; DELETE FROM t2 WHERE a > 10; DROP TABLE t4; COMMIT");
+  REQUIRE(p.states[4].size() < p.states[3].size());
+  p.Change("INSERT INTO t1 SELECT a + 5000, b || b FROM t1 WHERE a < 150");
+  REQUIRE(p.states[5].size() > p.states[4].size());
+
+  const std::string target = dir / "replica.db";
+  PageChecksums tcs;
+  REQUIRE(Apply(target, p.LtxPath(1), tcs).ok());
+  Status st = ApplyRun(target, p, 2, 5, tcs);
+  REQUIRE_MESSAGE(st.ok(), st.message());
+  CHECK(test::ReadBytes(target) == p.states[5]);
+  CHECK(tcs.value() == p.positions[5].checksum);
+  CHECK(ChecksumOf(target) == p.positions[5].checksum);
+  CHECK_FALSE(test::FileExists(target + "-journal"));
+  CheckSameTables(p.path, target);
+}
+
+TEST_CASE("a run whose result does not match its last file is rolled back whole") {
+  TempDir dir;
+  Primary p(dir);
+  p.Change("UPDATE t1 SET b = upper(b) WHERE a % 10 = 0");
+  p.Change("UPDATE t3 SET b = b || '?' WHERE a < 20");
+  const std::string target = dir / "replica.db";
+  PageChecksums tcs;
+  REQUIRE(Apply(target, p.LtxPath(1), tcs).ok());
+  // The replica diverged on a page neither file carries.
+  Result<VerifiedLtx> v2 = ReadAndVerifyLtx(p.LtxPath(2));
+  Result<VerifiedLtx> v3 = ReadAndVerifyLtx(p.LtxPath(3));
+  REQUIRE((v2.ok() && v3.ok()));
+  uint32_t victim = 0;
+  for (uint32_t pg = 2; pg <= v3->header.commit && victim == 0; pg++) {
+    if (std::find(v2->pgnos.begin(), v2->pgnos.end(), pg) == v2->pgnos.end() &&
+        std::find(v3->pgnos.begin(), v3->pgnos.end(), pg) == v3->pgnos.end()) {
+      victim = pg;
+    }
+  }
+  REQUIRE(victim > 0);
+  test::PwriteAt(target, {0xee, 0xee}, uint64_t(victim - 1) * kPageSize + 1000);
+  int fd = open(target.c_str(), O_RDONLY);
+  REQUIRE(tcs.Load(fd, kPageSize, uint32_t(p.states[1].size() / kPageSize)).ok());
+  close(fd);
+  const std::vector<uint8_t> before = test::ReadBytes(target);
+
+  Status st = ApplyRun(target, p, 2, 3, tcs);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.message().find("checksum after applying TXID " + ltx::FormatTXID(3)) != std::string::npos);
+  CHECK_FALSE(test::FileExists(target + "-journal"));
+  CHECK(test::ReadBytes(target) == before);  // neither file was kept
+}
+
 TEST_CASE("commits written as LTX files replay byte for byte on a replica") {
   TempDir dir;
   Primary p(dir);

@@ -825,7 +825,7 @@ TEST_CASE("wal_apply: a batch applies its files as separate transactions, publis
   }
 
   SUBCASE("all of them") {
-    std::vector<WalApplyItem> items;
+    std::vector<LtxApplyItem> items;
     for (size_t k = 0; k < paths.size(); k++) items.push_back({&paths[k], &verified[k]});
     size_t applied = 0;
     Result<uint32_t> frames = ApplyLtxBatchToWal(c.replica, items, c.replica_cs,
@@ -846,7 +846,7 @@ TEST_CASE("wal_apply: a batch applies its files as separate transactions, publis
     RewritePostChecksum(c.states[3].ltx_path, bad, c.states[3].pos.checksum ^ 0x5a5a);
     Result<VerifiedLtx> vbad = ReadAndVerifyLtx(bad);
     REQUIRE(vbad.ok());
-    std::vector<WalApplyItem> items{{&paths[0], &verified[0]}, {&bad, &*vbad}, {&paths[2], &verified[2]}};
+    std::vector<LtxApplyItem> items{{&paths[0], &verified[0]}, {&bad, &*vbad}, {&paths[2], &verified[2]}};
     size_t applied = 0;
     Result<uint32_t> frames = ApplyLtxBatchToWal(c.replica, items, c.replica_cs,
                                                  ApplyOptions{std::chrono::milliseconds(5000)}, applied);
