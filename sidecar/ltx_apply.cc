@@ -195,7 +195,8 @@ Status ApplyVerifiedLtxRun(const std::string& db_path, std::span<const LtxApplyI
     Status undone = RollBackHotJournal(db_path);  // back to the state before the apply
     return undone.ok() ? verified : verified.Context(undone.message());
   }
-  LITEFS_RETURN_IF_ERROR(journal->Remove());  // the commit point
+  if (options.before_commit_point) options.before_commit_point();
+  LITEFS_RETURN_IF_ERROR(journal->Commit());  // the commit point
   return Status();
 }
 

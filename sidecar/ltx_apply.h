@@ -7,7 +7,8 @@
 //  2. write a hot rollback journal holding the original content of every
 //     page about to change (and of pages a shrink cuts off), and sync it;
 //  3. write the new pages, set the file length, sync;
-//  4. delete the journal (the commit point) and release the locks.
+//  4. zero the journal's header (the commit point; the file is kept for the
+//     next apply, see rollback_journal.h) and release the locks.
 // A crash between 2 and 4 leaves a hot journal that the next reader rolls
 // back: nobody ever sees a torn database. Readers notice the change because
 // page 1 (always part of a rollback-mode transaction) carries a new change
@@ -15,6 +16,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -41,6 +43,9 @@ struct ApplyOptions {
     uint32_t salt1 = 0, salt2 = 0, frame = 0;
   };
   std::optional<WalEnd> expect_wal_end = std::nullopt;
+  // Rollback mode, for tests: called with the journal hot and the database
+  // written and synced, right before the commit point.
+  std::function<void()> before_commit_point = nullptr;
 };
 
 // The apply found WAL frames committed after `expect_wal_end`.

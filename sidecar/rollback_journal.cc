@@ -2,7 +2,12 @@
 #include "sidecar/rollback_journal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "ltx/io.h"
 
@@ -11,16 +16,44 @@ namespace {
 
 constexpr uint8_t kJournalMagic[8] = {0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7};
 
+// Journal files (device, inode) whose directory entry this process synced:
+// the same file needs no second directory sync; a file deleted and created
+// again (another inode) does.
+class DurableEntries {
+ public:
+  bool Has(const struct stat& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_.count({st.st_dev, st.st_ino}) > 0;
+  }
+  void Add(const struct stat& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (entries_.size() > 4096) entries_.clear();  // bounded; forgetting costs a sync
+    entries_.insert({st.st_dev, st.st_ino});
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<std::pair<dev_t, ino_t>> entries_;
+};
+
+DurableEntries& Durable() {
+  static DurableEntries entries;
+  return entries;
+}
+
 }  // namespace
 
 Result<JournalWriter> JournalWriter::Create(std::string path, uint32_t page_size,
                                             uint32_t original_page_count, uint32_t nonce) {
-  Result<fs::UniqueFd> fd = fs::Open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  Result<fs::UniqueFd> fd = fs::Open(path, O_RDWR | O_CREAT, 0644);
   if (!fd.ok()) return fd.status();
+  struct stat st;
+  if (fstat(fd->get(), &st) != 0) return fs::ErrnoError("stat", path);
   // Records start after the header sector; the header is written last.
   if (lseek(fd->get(), kJournalSectorSize, SEEK_SET) < 0) return fs::ErrnoError("seek", path);
-  return JournalWriter(std::move(path), std::move(fd).value(), page_size, original_page_count,
-                       nonce);
+  JournalWriter j(std::move(path), std::move(fd).value(), page_size, original_page_count, nonce);
+  j.entry_durable_ = Durable().Has(st);
+  return j;
 }
 
 JournalWriter::JournalWriter(std::string path, fs::UniqueFd fd, uint32_t page_size,
@@ -61,10 +94,24 @@ Status JournalWriter::WriteAndSync() {
   LITEFS_RETURN_IF_ERROR(out_->Flush());
   LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), header.data(), header.size(), 0));
   if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
-  fd_.Reset();
-  return fs::FsyncDir(fs::Dirname(path_));
+  if (entry_durable_) return Status();
+  LITEFS_RETURN_IF_ERROR(fs::FsyncDir(fs::Dirname(path_)));
+  struct stat st;
+  if (fstat(fd_.get(), &st) == 0) Durable().Add(st);
+  entry_durable_ = true;
+  return Status();
 }
 
-Status JournalWriter::Remove() { return fs::RemoveFile(path_); }
+Status JournalWriter::Commit() {
+  const std::vector<uint8_t> zeros(kJournalSectorSize, 0);
+  LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), zeros.data(), zeros.size(), 0));
+  struct stat st;
+  if (fstat(fd_.get(), &st) == 0 && uint64_t(st.st_size) > kKeptJournalLimit &&
+      ftruncate(fd_.get(), 0) != 0) {
+    return fs::ErrnoError("truncate", path_);
+  }
+  fd_.Reset();
+  return Status();
+}
 
 }  // namespace litefs::sqlite

@@ -8,6 +8,15 @@
 // once before any database page changes: if a crash tears the journal
 // itself, the database has not been touched yet, so replaying whatever
 // records verify restores nothing but original content.
+//
+// The file is kept between applies, as SQLite's journal_mode=PERSIST does:
+// the commit point zeroes the header (SQLite sees a journal whose first
+// byte is 0 as not hot) instead of deleting the file. A replica then
+// creates and deletes no file per apply — no inode to allocate, no
+// directory entry to sync — and SQLite readers in any journal mode accept
+// the leftover file. Records past the header's count are stale and never
+// read; a file grown past kKeptJournalLimit is truncated at the commit.
+
 #pragma once
 
 #include <cstdint>
@@ -23,23 +32,28 @@
 namespace litefs::sqlite {
 
 inline constexpr uint32_t kJournalSectorSize = 512;
+inline constexpr uint64_t kKeptJournalLimit = 4 << 20;
 
 class JournalWriter {
  public:
-  // Creates (truncates) the journal. `page_size` and `original_page_count`
-  // describe the database as it is now. Records stream to the file, so
-  // memory stays bounded whatever the size of the apply.
+  // Opens the journal, creating it if needed. `page_size` and
+  // `original_page_count` describe the database as it is now. Records
+  // stream to the file, so memory stays bounded whatever the size of the
+  // apply.
   static Result<JournalWriter> Create(std::string path, uint32_t page_size,
                                       uint32_t original_page_count, uint32_t nonce);
   JournalWriter(JournalWriter&&) = default;
 
   Status AddPage(uint32_t pgno, std::span<const uint8_t> page);
 
-  // Writes the header, fdatasyncs the journal and its directory. After this
-  // the journal is hot until Remove().
+  // Writes the header and fdatasyncs the journal, and its directory the
+  // first time this process uses that file. After this the journal is hot
+  // until Commit().
   Status WriteAndSync();
-  // Deletes the journal: the apply's commit point.
-  Status Remove();
+  // Zeroes the header: the apply's commit point. Not synced: a power
+  // failure may bring the journal back, which rolls the apply back to the
+  // state before it (replica_durability.h).
+  Status Commit();
 
   const std::string& path() const { return path_; }
   uint32_t record_count() const { return records_; }
@@ -60,6 +74,7 @@ class JournalWriter {
   uint32_t original_page_count_;
   uint32_t nonce_;
   uint32_t records_ = 0;
+  bool entry_durable_ = false;  // the file's directory entry was synced before
 };
 
 }  // namespace litefs::sqlite

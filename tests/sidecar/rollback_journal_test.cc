@@ -127,9 +127,42 @@ TEST_CASE("the journal has SQLite's layout") {
     CHECK(io::LoadBE32(r + 4 + kPageSize) ==
           JournalWriter::RecordChecksum(0xa1b2c3d4, Page(o.bytes, pg[i])));
   }
-  REQUIRE(j->Remove().ok());
-  CHECK_FALSE(test::FileExists(db_path + "-journal"));
-  REQUIRE(j->Remove().ok());  // a missing journal is not an error
+  // The commit point zeroes the header and keeps the file for the next one.
+  REQUIRE(j->Commit().ok());
+  jb = test::ReadBytes(db_path + "-journal");
+  REQUIRE(jb.size() == kJournalSectorSize + 2 * rec);
+  CHECK(std::all_of(jb.begin(), jb.begin() + kJournalSectorSize, [](uint8_t b) { return b == 0; }));
+  {
+    // SQLite does not see it as hot: the database is untouched and whole.
+    Sqlite db(db_path, SQLITE_OPEN_READONLY);
+    CHECK(db.Text("PRAGMA integrity_check") == "ok");
+  }
+  CHECK(test::ReadBytes(db_path) == o.bytes);
+
+  // The next journal reuses the file; records past its count are stale.
+  Result<JournalWriter> next = JournalWriter::Create(db_path + "-journal", kPageSize, o.pages, 0x1234);
+  REQUIRE(next.ok());
+  REQUIRE(next->AddPage(5, Page(o.bytes, 5)).ok());
+  REQUIRE(next->WriteAndSync().ok());
+  jb = test::ReadBytes(db_path + "-journal");
+  CHECK(io::LoadBE32(&jb[8]) == 1);
+  CHECK(io::LoadBE32(&jb[kJournalSectorSize]) == 5);
+  REQUIRE(next->Commit().ok());
+}
+
+TEST_CASE("a kept journal that grew past the limit is emptied at the commit point") {
+  TempDir dir;
+  const std::string db_path = dir / "big.db";
+  Original o = MakeDb(db_path);
+  Result<JournalWriter> j = JournalWriter::Create(db_path + "-journal", kPageSize, o.pages, 7);
+  REQUIRE(j.ok());
+  const uint32_t records = uint32_t(kKeptJournalLimit / kPageSize) + 1;
+  for (uint32_t i = 0; i < records; i++) REQUIRE(j->AddPage(2 + i % (o.pages - 1), Page(o.bytes, 2)).ok());
+  REQUIRE(j->WriteAndSync().ok());
+  REQUIRE(test::ReadBytes(db_path + "-journal").size() > kKeptJournalLimit);
+  REQUIRE(j->Commit().ok());
+  CHECK(test::FileExists(db_path + "-journal"));
+  CHECK(test::ReadBytes(db_path + "-journal").empty());
 }
 
 TEST_CASE("RecordChecksum: the nonce plus the bytes at ps-200, ps-400, ...") {

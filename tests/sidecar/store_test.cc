@@ -73,6 +73,14 @@ Status Apply(const std::string& db_path, const std::string& ltx_path, PageChecks
   return ApplyVerifiedLtx(db_path, ltx_path, *v, cs, ApplyOptions{});
 }
 
+// What SQLite checks: a journal exists and its first byte is not 0.
+bool JournalIsHot(const std::string& db_path) {
+  const std::string journal = db_path + "-journal";
+  if (!test::FileExists(journal)) return false;
+  std::vector<uint8_t> bytes = test::ReadBytes(journal);
+  return !bytes.empty() && bytes[0] != 0;
+}
+
 std::set<uint32_t> PagesIn(const std::vector<wire::ByteRange>& ranges, uint32_t page_size) {
   std::set<uint32_t> out;
   for (const wire::ByteRange& r : ranges) {
@@ -199,7 +207,7 @@ TEST_CASE("consecutive files applied as one rollback-mode transaction end where 
   CHECK(test::ReadBytes(target) == p.states[5]);
   CHECK(tcs.value() == p.positions[5].checksum);
   CHECK(ChecksumOf(target) == p.positions[5].checksum);
-  CHECK_FALSE(test::FileExists(target + "-journal"));
+  CHECK_FALSE(JournalIsHot(target));
   CheckSameTables(p.path, target);
 }
 
@@ -232,7 +240,7 @@ TEST_CASE("a run whose result does not match its last file is rolled back whole"
   Status st = ApplyRun(target, p, 2, 3, tcs);
   REQUIRE_FALSE(st.ok());
   CHECK(st.message().find("checksum after applying TXID " + ltx::FormatTXID(3)) != std::string::npos);
-  CHECK_FALSE(test::FileExists(target + "-journal"));
+  CHECK_FALSE(JournalIsHot(target));
   CHECK(test::ReadBytes(target) == before);  // neither file was kept
 }
 
@@ -300,7 +308,7 @@ TEST_CASE("commits written as LTX files replay byte for byte on a replica") {
     CHECK(test::ReadBytes(target) == p.states[txid]);
     CHECK(tcs.value() == p.positions[txid].checksum);
     CHECK(ChecksumOf(target) == p.positions[txid].checksum);
-    CHECK_FALSE(test::FileExists(target + "-journal"));
+    CHECK_FALSE(JournalIsHot(target));
   }
   CheckSameTables(p.path, target);
 
@@ -355,7 +363,7 @@ TEST_CASE("commits written as LTX files replay byte for byte on a replica") {
   CHECK(test::FileExists(target));
   CHECK(test::ReadBytes(target).empty());
   CHECK(tcs.value() == ltx::kChecksumFlag);
-  CHECK_FALSE(test::FileExists(target + "-journal"));
+  CHECK_FALSE(JournalIsHot(target));
   CHECK(p.log.size() == 7);
 }
 
@@ -509,7 +517,7 @@ TEST_CASE("an incremental file applied to a diverged replica fails naming the ch
   REQUIRE_FALSE(st.ok());
   CHECK(st.message().find("checksum") != std::string::npos);
   CHECK(st.message().find(ltx::FormatChecksum(p.positions[2].checksum)) != std::string::npos);
-  CHECK_FALSE(test::FileExists(target + "-journal"));
+  CHECK_FALSE(JournalIsHot(target));
   // Checked before the commit point: the apply was rolled back, not half kept.
   CHECK(test::ReadBytes(target) == before);
 }
@@ -676,7 +684,7 @@ TEST_CASE("after a crash mid-apply a fresh SQLite reader sees the original data"
     for (size_t i = 0; i < 3; i++) CHECK(test::Dump(db, tables[i]) == c.v1_dumps[i]);
     CHECK(db.Text("PRAGMA integrity_check") == "ok");
   }
-  CHECK_FALSE(test::FileExists(c.target + "-journal"));
+  CHECK_FALSE(JournalIsHot(c.target));
   CHECK(test::ReadBytes(c.target) == c.p.states[1]);
 }
 
@@ -691,25 +699,27 @@ TEST_CASE("ApplyVerifiedLtx rolls a crashed apply back first, then applies") {
   close(fd);
   Status st = Apply(c.target, c.p.LtxPath(2), tcs);
   REQUIRE_MESSAGE(st.ok(), st.message());
-  CHECK_FALSE(test::FileExists(c.target + "-journal"));
+  CHECK_FALSE(JournalIsHot(c.target));
   CHECK(test::ReadBytes(c.target) == c.p.states[2]);
   CHECK(tcs.value() == c.p.positions[2].checksum);
   CheckSameTables(c.p.path, c.target);
 }
 
-// Applies `ltx_path` to `target` while keeping a hard link to the journal the
-// apply writes (JournalWriter truncates and reuses the existing inode), so
-// that the state at the instant before the commit point can be rebuilt.
+// Applies `ltx_path` to `target` and returns the journal as it was right
+// before the commit point, so that the state a crash there leaves can be
+// rebuilt.
 std::vector<uint8_t> ApplyKeepingJournal(const std::string& target, const std::string& ltx_path,
-                                         PageChecksums& tcs, const std::string& keep) {
+                                         PageChecksums& tcs) {
   const std::string journal = target + "-journal";
-  test::WriteBytes(journal, {});
-  unlink(keep.c_str());
-  REQUIRE(link(journal.c_str(), keep.c_str()) == 0);
-  Status st = Apply(target, ltx_path, tcs);
+  std::vector<uint8_t> kept;
+  Result<VerifiedLtx> v = ReadAndVerifyLtx(ltx_path);
+  REQUIRE(v.ok());
+  ApplyOptions options;
+  options.before_commit_point = [&] { kept = test::ReadBytes(journal); };
+  Status st = ApplyVerifiedLtx(target, ltx_path, *v, tcs, options);
   REQUIRE_MESSAGE(st.ok(), st.message());
-  CHECK_FALSE(test::FileExists(journal));
-  return test::ReadBytes(keep);
+  CHECK_FALSE(JournalIsHot(target));
+  return kept;
 }
 
 TEST_CASE("a crash right before an apply's commit point rolls back to the old database") {
@@ -737,7 +747,7 @@ TEST_CASE("a crash right before an apply's commit point rolls back to the old da
   for (uint64_t txid = 1; txid <= 5; txid++) {
     CAPTURE(txid);
     std::vector<uint8_t> before = test::FileExists(target) ? test::ReadBytes(target) : std::vector<uint8_t>{};
-    std::vector<uint8_t> journal = ApplyKeepingJournal(target, p.LtxPath(txid), tcs, dir / "kept-journal");
+    std::vector<uint8_t> journal = ApplyKeepingJournal(target, p.LtxPath(txid), tcs);
     REQUIRE(test::ReadBytes(target) == p.states[txid]);
     REQUIRE(journal.size() >= sqlite::kJournalSectorSize);
 
@@ -749,7 +759,7 @@ TEST_CASE("a crash right before an apply's commit point rolls back to the old da
       Sqlite db(crashed);
       CHECK(db.Text("PRAGMA integrity_check") == "ok");
     }
-    CHECK_FALSE(test::FileExists(crashed + "-journal"));
+    CHECK_FALSE(JournalIsHot(crashed));
     CHECK(test::ReadBytes(crashed) == before);
   }
 
@@ -762,7 +772,7 @@ TEST_CASE("a crash right before an apply's commit point rolls back to the old da
   PageChecksums ocs;
   REQUIRE(ocs.Load(fd, 1024, uint32_t(p.states[4].size() / 1024)).ok());
   close(fd);
-  std::vector<uint8_t> journal = ApplyKeepingJournal(old_replica, dir / "snap.ltx", ocs, dir / "kept-journal");
+  std::vector<uint8_t> journal = ApplyKeepingJournal(old_replica, dir / "snap.ltx", ocs);
   REQUIRE(test::ReadBytes(old_replica) == p.states[5]);
   CHECK(ocs.value() == p.positions[5].checksum);
   const std::string crashed = dir / "crash/snapshot";
