@@ -167,18 +167,19 @@ Status Database::RecoverJob() {
   LITEFS_RETURN_IF_ERROR(log_.Init());
   LITEFS_RETURN_IF_ERROR(DropTornNewestLtx());
   const std::optional<uint64_t> unsynced_from = capture_durability_.UnsyncedFrom();
-  if (unsynced_from) {
-    LITEFS_RETURN_IF_ERROR(DropBrokenUnsyncedLtx(*unsynced_from));
-    LITEFS_RETURN_IF_ERROR(RestoreCopiedLtx());
-  }
+  if (unsynced_from) LITEFS_RETURN_IF_ERROR(DropBrokenUnsyncedLtx(*unsynced_from));
   ltx::Pos logged;
   std::optional<std::pair<ltx::Header, ltx::Trailer>> latest;
-  if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
-    Result<std::pair<ltx::Header, ltx::Trailer>> ends = log_.ReadEnds(*r);
-    if (!ends.ok()) return ends.status();
-    latest = *ends;
-    logged = {ends->first.max_txid, ends->second.post_apply_checksum};
-  }
+  auto read_latest = [&]() -> Status {
+    if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
+      Result<std::pair<ltx::Header, ltx::Trailer>> ends = log_.ReadEnds(*r);
+      if (!ends.ok()) return ends.status();
+      latest = *ends;
+      logged = {ends->first.max_txid, ends->second.post_apply_checksum};
+    }
+    return Status();
+  };
+  LITEFS_RETURN_IF_ERROR(read_latest());
 
   // A crashed writer's hot journal is undone first, by SQLite itself; a
   // WAL transaction written but never published becomes visible, as SQLite's
@@ -212,6 +213,11 @@ Status Database::RecoverJob() {
   wal_tail_ = {true, w.header.salt1, w.header.salt2, w.last_frame};
   last_change_counter_ = w.last_frame == 0 ? view->file_shape().change_counter : 0;
 
+  if (unsynced_from) {
+    Result<bool> restored = RestoreCopiedLtx(actual);
+    if (!restored.ok()) return restored.status();
+    if (*restored) LITEFS_RETURN_IF_ERROR(read_latest());
+  }
   if (!latest) {
     // No history: LiteFS's rule is position zero whatever the file holds;
     // the first commit will be a snapshot of it.
@@ -308,33 +314,65 @@ Result<bool> Database::RewindToDatabase(uint64_t actual) {
   return false;
 }
 
-Status Database::RestoreCopiedLtx() {
+Result<bool> Database::RestoreCopiedLtx(uint64_t actual) {
   Result<std::vector<std::string>> copies = capture_durability_.Copies();
   if (!copies.ok()) return copies.status();
+  std::optional<ltx::Pos> at;
+  if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
+    Result<std::pair<ltx::Header, ltx::Trailer>> ends = log_.ReadEnds(*r);
+    if (!ends.ok()) return ends.status();
+    at = ltx::Pos{r->max_txid, ends->second.post_apply_checksum};
+  }
+  // The copies that continue the log one after another (the others are
+  // files that survived, or copies older than a rewind of the history)...
+  struct Candidate {
+    std::string tmp;
+    ltx::TXIDRange range;
+    uint64_t post;
+  };
+  std::vector<Candidate> chain;
+  auto discard = [&chain](size_t from) {
+    for (size_t k = from; k < chain.size(); k++) unlink(chain[k].tmp.c_str());
+  };
   for (const std::string& copy : *copies) {
-    std::optional<ltx::Pos> latest;
-    if (std::optional<ltx::TXIDRange> r = log_.Latest()) {
-      Result<std::pair<ltx::Header, ltx::Trailer>> ends = log_.ReadEnds(*r);
-      if (!ends.ok()) return ends.status();
-      latest = ltx::Pos{r->max_txid, ends->second.post_apply_checksum};
-    }
-    // Only a copy that continues the log comes back: the others are files
-    // that survived (or copies older than a rewind of the history).
     const std::string tmp = log_.NewTempPath();
-    LITEFS_RETURN_IF_ERROR(fs::WriteFileAtomic(tmp, copy, /*sync=*/false));
+    Status written = fs::WriteFileAtomic(tmp, copy, /*sync=*/false);
+    if (!written.ok()) {
+      discard(0);
+      return written;
+    }
     Result<VerifiedLtx> v = ReadAndVerifyLtx(tmp);
-    const bool continues = v.ok() && (latest ? v->header.min_txid == latest->txid + 1 &&
-                                                   v->header.pre_apply_checksum == latest->checksum
-                                             : v->header.min_txid == 1);
+    const bool continues = v.ok() && (at ? v->header.min_txid == at->txid + 1 &&
+                                               v->header.pre_apply_checksum == at->checksum
+                                         : v->header.min_txid == 1);
     if (!continues) {
       unlink(tmp.c_str());
       continue;
     }
-    log::Warn("bringing back an LTX file a power failure lost, from its copy in the capture log",
-              {{"db", name_}, {"txid", ltx::FormatTXID(v->header.max_txid)}});
-    LITEFS_RETURN_IF_ERROR(log_.Install(tmp, {v->header.min_txid, v->header.max_txid}, /*sync=*/false));
+    chain.push_back({tmp, {v->header.min_txid, v->header.max_txid}, v->trailer.post_apply_checksum});
+    at = ltx::Pos{v->header.max_txid, v->trailer.post_apply_checksum};
   }
-  return Status();
+  // ...come back up to the one the database shows: a copy is only ever of
+  // a committed transaction, but what the database does not hold is never
+  // brought back (it would be re-applied to it).
+  size_t keep = 0;
+  for (size_t k = chain.size(); k > 0; k--) {
+    if (chain[k - 1].post == actual) {
+      keep = k;
+      break;
+    }
+  }
+  for (size_t k = 0; k < keep; k++) {
+    log::Warn("bringing back an LTX file a power failure lost, from its copy in the capture log",
+              {{"db", name_}, {"txid", ltx::FormatTXID(chain[k].range.max_txid)}});
+    Status installed = log_.Install(chain[k].tmp, chain[k].range, /*sync=*/false);
+    if (!installed.ok()) {
+      discard(k);
+      return installed;
+    }
+  }
+  discard(keep);
+  return keep > 0;
 }
 
 Status Database::DropTornNewestLtx() {

@@ -190,8 +190,10 @@ class Database {
   // each must verify and continue the one before; the first that does not
   // and every later one are removed.
   Status DropBrokenUnsyncedLtx(uint64_t first);
-  // Writes back the capture log's copies of files a power failure lost.
-  Status RestoreCopiedLtx();
+  // Writes back the capture log's copies of files a power failure lost, up
+  // to the one whose post-apply checksum is `actual` (the database's); true
+  // if any came back.
+  Result<bool> RestoreCopiedLtx(uint64_t actual);
   // Replica after a power failure: the database is behind its log. Goes
   // back to the newest file whose post-apply checksum is `actual` and drops
   // the rest of the history; false if no file matches.

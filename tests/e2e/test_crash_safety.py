@@ -222,26 +222,33 @@ sys.stdin.readline()
     assert "sending snapshot" not in p.log_text()  # the history itself was whole again
 
 
-def test_unsynced_rollback_ltx_files_lost_with_the_power_are_rebuilt_from_their_copies(cluster):
+@pytest.mark.parametrize("database_lost_the_last", [False, True])
+def test_unsynced_rollback_ltx_files_lost_with_the_power_are_rebuilt_from_their_copies(
+        cluster, database_lost_the_last):
     """A rollback-mode commit the app synced has its LTX file written without
     a sync and a copy appended to the capture log, synced there: one flush of
     data instead of the file's and its directory's (capture_durability.h).
     A power failure may then tear or lose any file written since the last
     sync. Recovery drops the first broken one and every later one, and
     brings them back from their copies: the same transactions under the
-    same TXIDs, and a replica that was behind catches up through them."""
+    same TXIDs, and a replica that was behind catches up through them.
+    Only what the database holds comes back: a copy past its state (here a
+    database file put back one commit) is not re-applied to it."""
     p, r = cluster.primary, cluster.replica
     ltx_dir = p.dir / ".litefs" / "dbs" / "app.db" / "ltx"
     marker = ltx_dir.parent / "ltx-unsynced"
     p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(n INTEGER PRIMARY KEY, pad BLOB);")
     before = int(cluster.wait_replicated("app.db").split("/")[0], 16)
     r.stop()
+    saved = p.dir.parent / "app.db.after-29"
     p.python(f"""
-import sqlite3
+import shutil, sqlite3
 db = sqlite3.connect({str(p.path('app.db'))!r}, isolation_level=None)
 db.execute("PRAGMA synchronous=FULL")
 for n in range(1, 31):
     db.execute("INSERT INTO t VALUES (?, randomblob(1000))", (n,))
+    if n == 29:
+        shutil.copyfile({str(p.path('app.db'))!r}, {str(saved)!r})
 """)
     # Rollback commits are recorded before COMMIT returns.
     assert int(p.pos("app.db").split("/")[0], 16) == before + 30
@@ -254,20 +261,26 @@ for n in range(1, 31):
     torn = unsynced[len(unsynced) // 2]
     torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
     unsynced[-1].unlink()
+    if database_lost_the_last:
+        saved.replace(p.path("app.db"))
+    expected = before + (29 if database_lost_the_last else 30)
     p.start()
     # Recovery ends by making what it kept and wrote durable (the position
     # file still shows the last one from before the crash until then).
     wait_for(lambda: not marker.exists(), timeout=15, what="recovery to sync and drop the marker")
 
     pos = wait_settled(p, "app.db")
-    assert int(pos.split("/")[0], 16) == before + 30
+    assert int(pos.split("/")[0], 16) == expected
     log = p.log_text()
     assert "dropping LTX files a power failure left incomplete" in log
     assert "bringing back an LTX file a power failure lost" in log
     assert "recording its pages as the next transaction" not in log
-    assert sorted(f.name for f in ltx_dir.glob("*.ltx"))[-30:] == [f.name for f in unsynced]
+    assert "re-applying the last LTX file" not in log
+    restored = sorted(f.name for f in ltx_dir.glob("*.ltx"))
+    assert restored[-(expected - before):] == [f.name for f in unsynced[:expected - before]]
+    assert p.sqlite("app.db", "SELECT count(*) FROM t").stdout.strip() == str(expected - before)
     r.start()
     pos = cluster.wait_replicated("app.db", timeout=30)
-    assert int(pos.split("/")[0], 16) == before + 30
+    assert int(pos.split("/")[0], 16) == expected
     assert logical_bytes(r.path("app.db")) == logical_bytes(p.path("app.db"))
     assert "sending snapshot" not in p.log_text()  # the history itself was whole again
