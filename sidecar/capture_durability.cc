@@ -1,8 +1,14 @@
 // See capture_durability.h.
 #include "sidecar/capture_durability.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <charconv>
 #include <string>
+
+#include "sidecar/fsutil.h"
 
 namespace litefs {
 
@@ -27,10 +33,22 @@ std::optional<uint64_t> CaptureDurability::UnsyncedFrom() const {
 }
 
 Status CaptureDurability::KeepDurable(const std::string& ltx_path, const std::string& ltx_dir) {
+  struct stat st;
+  if (stat(ltx_path.c_str(), &st) != 0) return fs::ErrnoError("stat", ltx_path);
+  if (!copies_.FitsWhenEmpty(uint64_t(st.st_size))) {
+    // A large transaction: its own file synced, as without the log (a sync
+    // of the whole file system would also wait for unrelated writes).
+    Result<fs::UniqueFd> fd = fs::Open(ltx_path, O_RDONLY);
+    if (!fd.ok()) return fd.status();
+    if (fdatasync(fd->get()) != 0) return fs::ErrnoError("fsync", ltx_path);
+    return fs::FsyncDir(ltx_dir);
+  }
   Result<bool> copied = copies_.Append(ltx_path);
   if (!copied.ok()) return copied.status();
   if (*copied) return Status();
-  return MakeDurable(ltx_dir);  // also forgets the copies: the next one fits again
+  // The log is full: sync everything, which forgets the copies; this file
+  // is durable with the rest.
+  return MakeDurable(ltx_dir);
 }
 
 Status CaptureDurability::MakeDurable(const std::string& ltx_dir) {

@@ -42,6 +42,11 @@ class CaptureLog {
   // with nothing written, when it does not fit in the space left.
   Result<bool> Append(const std::string& file_path);
 
+  // Whether a copy of `size` bytes fits in the log once it is emptied.
+  bool FitsWhenEmpty(uint64_t size) const {
+    return size + kEntryHeaderSize <= capacity_ - kHeaderSize;
+  }
+
   // Forgets every copy, durably: the next Append starts at the beginning.
   // Cheap when there is nothing to forget.
   Status Forget();

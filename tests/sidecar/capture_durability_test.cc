@@ -71,13 +71,29 @@ TEST_CASE("a synced rollback commit's file is kept durable by a copy until the n
   REQUIRE(kept.ok());
   CHECK(kept->empty());
 
-  // A file too large for the log is made durable by a sync instead.
+  // A file too large for the log is synced by itself (no copy); files
+  // written unsynced before it stay under the marker.
   const std::string big = ltx_dir + "/0000000000000008-0000000000000008.ltx";
   REQUIRE(fs::WriteFileAtomic(big, std::string(CaptureLog::kDefaultCapacity, 'y'), false).ok());
   REQUIRE(d.BeforeUnsynced(8).ok());
   REQUIRE(d.KeepDurable(big, ltx_dir).ok());
-  CHECK_FALSE(fs::Exists(marker));
+  CHECK(fs::Exists(marker));
   kept = d.Copies();
+  REQUIRE(kept.ok());
+  CHECK(kept->empty());
+
+  // A full log: everything is synced, the copies forgotten, the marker gone.
+  CaptureLog small_log(dir / "dbs/app.db/small-copies", 16 << 10);
+  CaptureDurability tight(marker, dir / "dbs/app.db/small-copies");
+  const std::string f9 = ltx_dir + "/0000000000000009-0000000000000009.ltx";
+  const std::string f10 = ltx_dir + "/000000000000000a-000000000000000a.ltx";
+  REQUIRE(fs::WriteFileAtomic(f9, std::string(9000, 'a'), false).ok());
+  REQUIRE(fs::WriteFileAtomic(f10, std::string(9000, 'b'), false).ok());
+  REQUIRE(small_log.Append(f9).ok());  // creates the 16 KiB log, one copy in it
+  REQUIRE(tight.BeforeUnsynced(9).ok());
+  REQUIRE(tight.KeepDurable(f10, ltx_dir).ok());
+  CHECK_FALSE(fs::Exists(marker));
+  kept = tight.Copies();
   REQUIRE(kept.ok());
   CHECK(kept->empty());
 }
