@@ -92,6 +92,13 @@ Status JournalWriter::WriteAndSync() {
   io::StoreBE32(&header[20], kJournalSectorSize);
   io::StoreBE32(&header[24], page_size_);
   LITEFS_RETURN_IF_ERROR(out_->Flush());
+  // A rollback reads on past the records, at the next sector, for another
+  // segment's header. In a kept file that sector holds an older apply's
+  // bytes: it is cleared, so nothing stale can pass for a segment.
+  const uint64_t end = kJournalSectorSize + uint64_t(records_) * (uint64_t(page_size_) + 8);
+  const uint64_t next_header = (end + kJournalSectorSize - 1) / kJournalSectorSize * kJournalSectorSize;
+  const std::vector<uint8_t> zeros(kJournalSectorSize, 0);
+  LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), zeros.data(), zeros.size(), next_header));
   LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), header.data(), header.size(), 0));
   if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
   if (entry_durable_) return Status();
