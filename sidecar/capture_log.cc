@@ -9,21 +9,13 @@
 #include <cstring>
 
 #include "ltx/checksum.h"
+#include "ltx/io.h"
 
 namespace litefs {
 namespace {
 
 constexpr char kMagic[8] = {'L', 'F', 'S', 'C', 'O', 'P', 'Y', '1'};
 constexpr uint32_t kEntryMagic = 0x4c464345;  // "LFCE"
-
-void PutU64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (8 * i));
-}
-uint64_t GetU64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v |= uint64_t(p[i]) << (8 * i);
-  return v;
-}
 
 uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t(7); }
 
@@ -43,7 +35,7 @@ Status CaptureLog::Open() {
   fd_ = std::move(fd).value();
   if (std::memcmp(header, kMagic, sizeof kMagic) == 0) {
     capacity_ = uint64_t(st.st_size);  // whatever size an earlier version chose
-    generation_ = GetU64(header + 8);
+    generation_ = io::LoadBE64(header + 8);
     Result<uint64_t> end = ScanEntries(nullptr);
     if (!end.ok()) return end.status();
     end_ = *end;
@@ -65,7 +57,7 @@ Status CaptureLog::Open() {
 Status CaptureLog::WriteHeader(uint64_t generation) {
   uint8_t header[16];
   std::memcpy(header, kMagic, sizeof kMagic);
-  PutU64(header + 8, generation);
+  io::StoreBE64(header + 8, generation);
   LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), header, sizeof header, 0));
   if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
   generation_ = generation;
@@ -78,9 +70,9 @@ Result<uint64_t> CaptureLog::ScanEntries(std::vector<std::string>* out) {
     uint8_t h[kEntryHeaderSize];
     Result<size_t> n = fs::PreadFull(fd_.get(), h, sizeof h, off);
     if (!n.ok()) return n.status();
-    uint32_t magic;
-    std::memcpy(&magic, h, 4);
-    const uint64_t generation = GetU64(h + 8), length = GetU64(h + 16), crc = GetU64(h + 24);
+    const uint32_t magic = io::LoadBE32(h);
+    const uint64_t generation = io::LoadBE64(h + 8), length = io::LoadBE64(h + 16),
+                   crc = io::LoadBE64(h + 24);
     if (magic != kEntryMagic || generation != generation_ || length == 0 ||
         length > capacity_ - off - kEntryHeaderSize) {
       break;
@@ -107,10 +99,10 @@ Result<bool> CaptureLog::Append(const std::string& file_path) {
   if (copy->size() != size) return Status::Error(file_path + " changed while being copied");
   std::string entry(kEntryHeaderSize, '\0');
   uint8_t* h = reinterpret_cast<uint8_t*>(entry.data());
-  std::memcpy(h, &kEntryMagic, 4);
-  PutU64(h + 8, generation_);
-  PutU64(h + 16, copy->size());
-  PutU64(h + 24, ltx::Crc64(0, {reinterpret_cast<const uint8_t*>(copy->data()), copy->size()}));
+  io::StoreBE32(h, kEntryMagic);
+  io::StoreBE64(h + 8, generation_);
+  io::StoreBE64(h + 16, copy->size());
+  io::StoreBE64(h + 24, ltx::Crc64(0, {reinterpret_cast<const uint8_t*>(copy->data()), copy->size()}));
   entry += *copy;
   LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), entry.data(), entry.size(), end_));
   if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);

@@ -11,8 +11,9 @@
 // unsynced-LTX marker, until the next sync of the file system
 // (capture_durability.h), after which the copies are forgotten.
 //
-// Layout: a 4 KiB header ("LFSCOPY1", generation), then entries one after
-// another: magic, generation, length and CRC-64 of the copy, then the copy.
+// Layout (integers big-endian, as in LTX): a 4 KiB header ("LFSCOPY1",
+// generation), then entries one after another, each 8-byte aligned: magic,
+// generation, length and CRC-64 of the copy, then the copy.
 // Forgetting bumps the generation, so older entries stop counting without
 // being erased; an entry torn by a crash ends the list (appends are
 // sequential and each is synced before the next).
