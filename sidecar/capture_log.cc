@@ -97,16 +97,16 @@ Result<bool> CaptureLog::Append(const std::string& file_path) {
   Result<std::string> copy = fs::ReadFile(file_path);
   if (!copy.ok()) return copy.status();
   if (copy->size() != size) return Status::Error(file_path + " changed while being copied");
-  std::string entry(kEntryHeaderSize, '\0');
-  uint8_t* h = reinterpret_cast<uint8_t*>(entry.data());
+  uint8_t h[kEntryHeaderSize] = {};
   io::StoreBE32(h, kEntryMagic);
   io::StoreBE64(h + 8, generation_);
   io::StoreBE64(h + 16, copy->size());
   io::StoreBE64(h + 24, ltx::Crc64(0, {reinterpret_cast<const uint8_t*>(copy->data()), copy->size()}));
-  entry += *copy;
-  LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), entry.data(), entry.size(), end_));
+  // Header and copy written in place, one sync for both.
+  LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), h, sizeof h, end_));
+  LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), copy->data(), copy->size(), end_ + sizeof h));
   if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
-  end_ += Align8(entry.size());
+  end_ += Align8(sizeof h + copy->size());
   return true;
 }
 

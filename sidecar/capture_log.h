@@ -37,8 +37,6 @@ class CaptureLog {
   explicit CaptureLog(std::string path, uint64_t capacity = kDefaultCapacity)
       : path_(std::move(path)), capacity_(capacity) {}
 
-  const std::string& path() const { return path_; }
-
   // Appends a copy of the file at `file_path` and makes it durable. False,
   // with nothing written, when it does not fit in the space left.
   Result<bool> Append(const std::string& file_path);
