@@ -460,19 +460,23 @@ void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)
 }
 
 void Database::PostAsyncCapture() {
-  // Before the job reads the wal-index: a commit published after this
-  // announces itself again.
-  ArmCapture(false);
-  CaptureCommitted(/*sync=*/false, nullptr);
+  // Armed until the job has read the wal-index a second time, after
+  // disarming (CaptureCommitted): no app announces a commit meanwhile.
+  ArmCapture(true);
+  CaptureCommitted(/*sync=*/false, nullptr, /*armed=*/true);
 }
 
 void Database::SetCaptureSlot(CommitWindow* window, uint32_t slot) {
   ArmCapture(false);
+  std::lock_guard<std::mutex> lock(mu_);
   capture_window_ = slot ? window : nullptr;
   capture_slot_ = slot;
 }
 
 void Database::ArmCapture(bool armed) {
+  // Also called by capture jobs: the lock keeps the window from being
+  // swapped (and freed) under them.
+  std::lock_guard<std::mutex> lock(mu_);
   if (capture_window_) capture_window_->ArmCapture(capture_slot_, armed);
 }
 
@@ -593,12 +597,12 @@ Result<ltx::Pos> Database::CaptureCommittedJob(bool sync) {
   return at;
 }
 
-void Database::CaptureCommitted(bool sync, std::function<void()> done) {
+void Database::CaptureCommitted(bool sync, std::function<void()> done, bool armed) {
   auto result = std::make_shared<Result<ltx::Pos>>(pos());
   auto captured = std::make_shared<uint64_t>(0);
   const uint64_t start_ns = uv_hrtime();
   strand_.Post(
-      [this, result, captured, sync] {
+      [this, result, captured, sync, armed] {
         {
           // This job captures every commit announced so far: the next async
           // commit needs a job of its own.
@@ -609,6 +613,13 @@ void Database::CaptureCommitted(bool sync, std::function<void()> done) {
         // Up to the WAL's last commit frame as SQLite published it, whatever
         // order the messages of several connections arrive in.
         *result = CaptureCommittedJob(sync);
+        if (armed) {
+          // Apps that saw the capture armed published their commit before
+          // looking (commit_window.h); a commit published after the read
+          // above and before this disarm is found by the second read.
+          ArmCapture(false);
+          if (result->ok()) *result = CaptureCommittedJob(sync);
+        }
         *captured = captured_in_job_;
         if (!result->ok()) wal_tail_.known = false;
       },

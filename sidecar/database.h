@@ -141,7 +141,7 @@ class Database {
   // Before stepping down, and before the proxy names this node's position
   // to a client that just wrote. `sync`: the LTX file too (stepping down).
   // `done` runs on the loop.
-  void CaptureCommitted(bool sync, std::function<void()> done);
+  void CaptureCommitted(bool sync, std::function<void()> done, bool armed = false);
   // An app was allowed to write this database through the VFS (so WAL
   // commits may wait in the WAL uncaptured); loop thread.
   void NoteAppWriter() { app_writers_seen_ = true; }
@@ -301,8 +301,9 @@ class Database {
   static constexpr std::chrono::milliseconds kCapturePacing{1};
   bool pace_next_capture_ = false;
   uv_timer_t* capture_pacing_timer_ = nullptr;  // created on first use
-  // While a paced capture waits, its slot in the commit window says so and
-  // the apps' async commits need no message of their own.
+  // While an async capture waits (paced) or runs, its slot in the commit
+  // window says so and the apps' async commits need no message of their
+  // own; the job reads the wal-index again after disarming.
   CommitWindow* capture_window_ = nullptr;
   uint32_t capture_slot_ = 0;
   void ArmCapture(bool armed);

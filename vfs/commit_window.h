@@ -57,9 +57,10 @@ inline constexpr size_t kApproveUntilOffset = 16;
 inline constexpr size_t kGenerationOffset = 24;
 // Capture-armed words, u64 each, one per database slot 1..kCaptureSlots
 // (the sidecar names a database's slot in its answer to a Begin; 0: none).
-// Non-zero while a capture of that database is scheduled and has not read
-// the WAL yet: a WAL commit published before the app sees the word cleared
-// will be captured without being announced (connection_page.h).
+// Non-zero while a capture of that database is scheduled or running; the
+// capture reads the wal-index once more after clearing it. So a WAL commit
+// published before the app sees the word cleared will be captured without
+// being announced (connection_page.h).
 inline constexpr size_t kCaptureArmedOffset = 64;
 inline constexpr uint32_t kCaptureSlots = uint32_t((kFileSize - kCaptureArmedOffset) / 8);
 inline constexpr size_t CaptureArmedOffset(uint32_t slot) { return kCaptureArmedOffset + 8 * (slot - 1); }

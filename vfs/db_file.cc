@@ -228,8 +228,8 @@ WalIndexHeader ReadWalIndexHeader(sqlite3_file* real, const DbFileState& s) {
 // the message is lost, the next one, a flush or recovery records the frames.
 //
 // No message at all while the sidecar shows a capture of this database
-// armed: it has not read the wal-index yet, so it will capture this commit
-// (connection_page.h). The mark on the connection page is cleared only
+// armed: it reads the wal-index after disarming, so it will capture this
+// commit (commit_window.h, connection_page.h). The mark on the connection page is cleared only
 // after: a writer killed before that is checked by the sidecar.
 void PostWalCommit(DbFileState& s, const wire::Message& req) {
   const bool announced_by_capture = s.link.has_page() && s.approved_generation &&

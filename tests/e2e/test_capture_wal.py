@@ -324,3 +324,42 @@ sys.stdin.readline()  # stays open until told
     finally:
         writer.communicate("\n", timeout=30)
     assert_chain(ltx_ranges(p, "open.db"), before + 1, before + commits)
+
+
+def test_the_last_commits_of_each_burst_are_recorded_though_they_sent_no_message(cluster):
+    """A capture stays armed until it has read the wal-index once more after
+    disarming: a commit published between its first read and the disarm sent
+    no message and is found by the second read. Each burst ends with no
+    later commit to announce it, so a missed one shows as a position that
+    stops short."""
+    p = cluster.primary
+    path = str(p.path("bursts.db"))
+    p.python(f"""
+import sqlite3
+db = sqlite3.connect({path!r}, isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE t(n INTEGER PRIMARY KEY)")
+""")
+    before = int(cluster.wait_replicated("bursts.db").split("/")[0], 16)
+    writer = subprocess.Popen([PYTHON, "-c", f"""
+import sqlite3, sys
+db = sqlite3.connect({path!r}, isolation_level=None)
+db.execute("PRAGMA synchronous=NORMAL")
+n = 0
+for burst in range(25):
+    for _ in range(200):
+        n += 1
+        db.execute("INSERT INTO t VALUES (?)", (n,))
+    print(n, flush=True)
+    sys.stdin.readline()  # the test checked the burst
+"""], env=p.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(25):
+            commits = int(writer.stdout.readline())
+            wait_txid(p, "bursts.db", before + commits)
+            writer.stdin.write("\n")
+            writer.stdin.flush()
+    finally:
+        writer.communicate(timeout=30)
+    assert commits == 25 * 200
+    assert_chain(ltx_ranges(p, "bursts.db"), before + 1, before + commits)
