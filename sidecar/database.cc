@@ -600,9 +600,10 @@ Result<ltx::Pos> Database::CaptureCommittedJob(bool sync) {
 void Database::CaptureCommitted(bool sync, std::function<void()> done, bool armed) {
   auto result = std::make_shared<Result<ltx::Pos>>(pos());
   auto captured = std::make_shared<uint64_t>(0);
+  auto waiting = std::make_shared<uint64_t>(0);  // commits the first read found
   const uint64_t start_ns = uv_hrtime();
   strand_.Post(
-      [this, result, captured, sync, armed] {
+      [this, result, captured, waiting, sync, armed] {
         {
           // This job captures every commit announced so far: the next async
           // commit needs a job of its own.
@@ -613,6 +614,7 @@ void Database::CaptureCommitted(bool sync, std::function<void()> done, bool arme
         // Up to the WAL's last commit frame as SQLite published it, whatever
         // order the messages of several connections arrive in.
         *result = CaptureCommittedJob(sync);
+        *waiting = captured_in_job_;
         if (armed) {
           // Apps that saw the capture armed published their commit before
           // looking (commit_window.h); a commit published after the read
@@ -623,10 +625,12 @@ void Database::CaptureCommitted(bool sync, std::function<void()> done, bool arme
         *captured = captured_in_job_;
         if (!result->ok()) wal_tail_.known = false;
       },
-      [this, result, captured, start_ns, done = std::move(done)] {
-        // Several commits were waiting: the app commits faster than one file
-        // per commit; let the next capture wait a little and take more.
-        pace_next_capture_ = result->ok() && *captured > 1;
+      [this, result, captured, waiting, start_ns, done = std::move(done)] {
+        // Several commits were waiting for the job: the app commits faster
+        // than one file per commit; let the next capture wait a little and
+        // take more. (A commit made while the job ran, found by its second
+        // read, is no sign of that: pacing it would only add lag.)
+        pace_next_capture_ = result->ok() && *waiting > 1;
         CaptureFinished(*result, *captured, start_ns);
         if (done) done();
       });
