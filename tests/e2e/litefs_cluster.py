@@ -6,6 +6,7 @@ HTTP answer, a process state); nothing sleeps a fixed time and hopes."""
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,10 +33,40 @@ def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def _ephemeral_range():
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, for a server started later.
+
+    Chosen below the kernel's ephemeral range: a port there is never given
+    to another socket's outgoing connection or port-0 bind between this
+    check and the server's bind (the ephemeral ports that free ports used
+    to come from were, now and then). Never the same port twice per run."""
+    low, high = _ephemeral_range()
+    first, last = (10000, low - 1) if low > 11000 else (high + 1, 65535)
+    span = last - first + 1
+    start = random.randrange(span)
+    for i in range(span):
+        port = first + (start + i) % span
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port outside the ephemeral range")
 
 
 # CRC-64/ISO as Go's hash/crc64 computes it, and LiteFS's checksums.
