@@ -626,11 +626,14 @@ void Database::CaptureCommitted(bool sync, std::function<void()> done, bool arme
         if (!result->ok()) wal_tail_.known = false;
       },
       [this, result, captured, waiting, start_ns, done = std::move(done)] {
-        // Several commits were waiting for the job: the app commits faster
-        // than one file per commit; let the next capture wait a little and
-        // take more. (A commit made while the job ran, found by its second
-        // read, is no sign of that: pacing it would only add lag.)
-        pace_next_capture_ = result->ok() && *waiting > 1;
+        // Three or more commits were waiting for the job: the app commits
+        // faster than one file per commit; let the next capture wait a
+        // little and take more. Two are no sign of that at a steady rate
+        // near 1/kCapturePacing, where pacing on them fed itself (each paced
+        // capture found two again) and added up to a pacing interval of lag
+        // to a third of the commits; nor is a commit made while the job ran
+        // (found by its second read).
+        pace_next_capture_ = result->ok() && *waiting > 2;
         CaptureFinished(*result, *captured, start_ns);
         if (done) done();
       });
