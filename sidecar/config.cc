@@ -236,12 +236,6 @@ Status DecodeProxy(Decoder& d, const YAML::Node& node, Config* cfg) {
     }
     p.max_connections = size_t(n);
   }
-  for (const char* ignored : {"read-timeout", "write-timeout"}) {
-    if (d.Has(s, ignored)) {
-      cfg->warnings.push_back(std::string("proxy.") + ignored +
-                              " is accepted but not enforced (header, idle and wait timeouts are)");
-    }
-  }
   return Status();
 }
 

@@ -67,9 +67,9 @@ struct Config {
     std::vector<std::string> passthrough;
     std::vector<std::string> always_forward;
     Duration primary_redirect_timeout = std::chrono::seconds(5);
-    Duration read_timeout{0};   // accepted for LiteFS compatibility, not enforced
+    Duration read_timeout{0};   // a request's head and body (0: none)
     Duration read_header_timeout = std::chrono::seconds(10);
-    Duration write_timeout{0};  // accepted for LiteFS compatibility, not enforced
+    Duration write_timeout{0};  // end of a request head to end of its response (0: none)
     Duration idle_timeout = std::chrono::seconds(30);
     // Ours: how long a read waits for its TXID, cookie lifetime, and how long
     // a refusing target is redialled before 502.

@@ -179,6 +179,8 @@ Status Node::StartProxy() {
   options.target_retry = pc.target_retry_timeout;
   options.write_mode = pc.mode == "fly-replay" ? proxy::WriteMode::kFlyReplay : proxy::WriteMode::kForward;
   options.server.header_read_timeout = pc.read_header_timeout;
+  options.server.read_timeout = pc.read_timeout;
+  options.server.write_timeout = pc.write_timeout;
   options.server.idle_timeout = pc.idle_timeout;
   options.server.max_connections = pc.max_connections;
   options.log_debug = [](const std::string& line) { log::Info("proxy", {{"route", line}}); };

@@ -81,9 +81,11 @@ void Connection::Start(uv_stream_t* listener) {
   uv_loop_t* loop = server_->loop_;
   uv_tcp_init(loop, &tcp_);
   uv_timer_init(loop, &timer_);
+  uv_timer_init(loop, &request_timer_);
   tcp_.data = this;
   timer_.data = this;
-  handles_open_ = 2;
+  request_timer_.data = this;
+  handles_open_ = 3;
   if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
     HardClose();
     return;
@@ -137,6 +139,27 @@ void Connection::OnTimer(uv_timer_t* timer) {
   }
 }
 
+void Connection::OnRequestTimer(uv_timer_t* timer) {
+  Connection* c = static_cast<Connection*>(timer->data);
+  if (c->state_ != State::kOpen) return;
+  uint64_t now = uv_now(timer->loop);
+  if (c->read_deadline_ != 0 && now >= c->read_deadline_) {
+    c->read_deadline_ = 0;
+    if (c->dispatched_) {
+      c->HardClose();  // the handler is reading the body: it hears of the close
+    } else {
+      c->FailRequest(408, "request read timeout");
+    }
+    return;
+  }
+  if (c->write_deadline_ != 0 && now >= c->write_deadline_) {
+    c->write_deadline_ = 0;
+    c->HardClose();
+    return;
+  }
+  c->ArmRequestTimer();
+}
+
 void Connection::OnShutdown(uv_shutdown_t* req, int status) {
   Connection* c = static_cast<Connection*>(req->data);
   if (c->state_ == State::kClosing) return;
@@ -170,6 +193,7 @@ int Connection::OnMessageBegin(llhttp_t* p) {
   c->AcquireExchange();
   c->phase_ = Phase::kHeaders;
   c->field_open_ = false;
+  c->StartRequestDeadline(c->read_deadline_, c->options().read_timeout);
   return 0;
 }
 
@@ -236,6 +260,7 @@ int Connection::OnHeadersComplete(llhttp_t* p) {
   }
   c->phase_ = Phase::kBody;
   c->timer_kind_ = Timer::kNone;
+  c->StartRequestDeadline(c->write_deadline_, c->options().write_timeout);
   bool has_body = !(p->upgrade && p->method == HTTP_CONNECT) &&
                   ((p->flags & F_CHUNKED) != 0 || p->content_length > 0);
   // Stop before the body so the handler decides how it is read.
@@ -286,6 +311,7 @@ int Connection::OnMessageComplete(llhttp_t* p) {
   Connection* c = Self(p);
   if (c->state_ != State::kOpen) return HPE_USER;
   c->phase_ = Phase::kComplete;
+  c->read_deadline_ = 0;
   return HPE_PAUSED;  // the next request waits for this response
 }
 
@@ -543,6 +569,8 @@ void Connection::Dispatch() {
 void Connection::EndExchange() {
   std::shared_ptr<Exchange> ex = std::move(ex_);
   dispatched_ = false;
+  read_deadline_ = 0;
+  write_deadline_ = 0;
   if (ex) ex->Detach();  // drops its callbacks, which may hold the exchange itself
 }
 
@@ -587,6 +615,7 @@ void Connection::BeginTakeOver(Exchange::TakeOverCallback ready) {
   taking_over_ = true;
   takeover_ready_ = std::move(ready);
   timer_kind_ = Timer::kNone;
+  read_deadline_ = write_deadline_ = 0;  // the new owner sets its own
   UpdateReading();  // later bytes stay in the kernel for the new owner
   out_.AppendCallback([this](Status st) {
     if (!st.ok()) return;  // closing: HardClose tells the exchange
@@ -711,6 +740,7 @@ void Connection::HardClose() {
     // OnHandleClosed deletes this connection.
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Connection::OnHandleClosed);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Connection::OnHandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&request_timer_), &Connection::OnHandleClosed);
   }
   std::shared_ptr<Exchange> ex = std::move(ex_);
   bool unfinished = ex && dispatched_ && ex->response_ != Exchange::ResponseState::kEnded;
@@ -741,6 +771,27 @@ void Connection::SetDeadline(Timer kind, std::chrono::milliseconds after) {
   if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_)) ||
       uv_timer_get_due_in(&timer_) > ms) {
     uv_timer_start(&timer_, &Connection::OnTimer, ms, 0);
+  }
+}
+
+void Connection::StartRequestDeadline(uint64_t& deadline, std::chrono::milliseconds after) {
+  deadline = after.count() > 0 ? uv_now(server_->loop_) + static_cast<uint64_t>(after.count()) : 0;
+  if (deadline != 0) ArmRequestTimer();
+}
+
+// Due at the earlier deadline; a stale timer (its deadline cleared or moved)
+// fires early and re-arms itself for what is left.
+void Connection::ArmRequestTimer() {
+  uint64_t next = 0;
+  for (uint64_t d : {read_deadline_, write_deadline_}) {
+    if (d != 0 && (next == 0 || d < next)) next = d;
+  }
+  if (next == 0) return;
+  uint64_t now = uv_now(server_->loop_);
+  uint64_t due = next > now ? next - now : 0;
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&request_timer_)) ||
+      uv_timer_get_due_in(&request_timer_) > due) {
+    uv_timer_start(&request_timer_, &Connection::OnRequestTimer, due, 0);
   }
 }
 

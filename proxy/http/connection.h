@@ -9,7 +9,8 @@
 // the next request is parsed only after the current response has ended and
 // its body has been consumed. Handler code never runs inside llhttp except
 // ReadBody's on_data. Enforces head size/count limits (431), the header read
-// timeout (408), the keep-alive idle timeout and lingering close.
+// timeout (408), the request read and write timeouts, the keep-alive idle
+// timeout and lingering close.
 //
 // Lifetime: created by Server on accept; deleted after both libuv handles
 // closed (HardClose), which libuv reports after every pending write callback.
@@ -62,6 +63,7 @@ class Connection {
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void OnTimer(uv_timer_t* timer);
+  static void OnRequestTimer(uv_timer_t* timer);
   static void OnShutdown(uv_shutdown_t* req, int status);
   static void OnHandleClosed(uv_handle_t* handle);
   static void OnWriteDone(void* ctx, int status);
@@ -112,6 +114,10 @@ class Connection {
   void FlushOutput();
   void BeginDrain();
   void SetDeadline(Timer kind, std::chrono::milliseconds after);
+  // The request's read and write deadlines (ServerOptions::read_timeout,
+  // write_timeout) run on request_timer_, beside the connection's own timer.
+  void StartRequestDeadline(uint64_t& deadline, std::chrono::milliseconds after);
+  void ArmRequestTimer();
 
   Server* server_;
   uv_tcp_t tcp_;
@@ -126,6 +132,9 @@ class Connection {
   Phase phase_ = Phase::kIdle;
   Timer timer_kind_ = Timer::kNone;
   uint64_t deadline_ = 0;  // uv_now() value at which timer_kind_ expires
+  uv_timer_t request_timer_;
+  uint64_t read_deadline_ = 0;   // uv_now() value; 0: none
+  uint64_t write_deadline_ = 0;  // uv_now() value; 0: none
   int handles_open_ = 0;
   bool reading_ = false;
   bool read_eof_ = false;

@@ -21,6 +21,15 @@ struct ServerOptions {
   // connection, until the end of the request head. Exceeded -> 408 and close.
   // Zero disables.
   std::chrono::milliseconds header_read_timeout{10'000};
+  // From the first byte of a request until the end of its body (Go's
+  // ReadTimeout, as LiteFS's proxy.read-timeout). Exceeded before the
+  // handler has the request -> 408 and close; after, the connection closes
+  // (the handler's OnClose fires). Zero disables.
+  std::chrono::milliseconds read_timeout{0};
+  // From the end of a request head until its response has ended (Go's
+  // WriteTimeout, as proxy.write-timeout). Exceeded -> the connection
+  // closes (the handler's OnClose fires). Zero disables.
+  std::chrono::milliseconds write_timeout{0};
   // How long a kept-alive connection may wait, after a response ended, for the
   // first byte of its next request before it is closed silently. Zero disables.
   std::chrono::milliseconds idle_timeout{60'000};

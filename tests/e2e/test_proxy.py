@@ -265,6 +265,35 @@ def test_slow_client_gets_408(tmp_path):
         n.stop()
 
 
+def test_read_timeout_ends_a_request_whose_head_or_body_is_too_slow(tmp_path):
+    """proxy.read-timeout, as Go's ReadTimeout in LiteFS: from a request's
+    first byte to the end of its body. A slow head gets 408; a slow body,
+    already handed to the app's side, has its connection closed."""
+    from litefs_cluster import free_port
+    port = free_port()
+    n = ProxyNode(tmp_path, "readtimeout", port, port, True,
+                  proxy_extra="  read-timeout: 500ms\n").start()
+    try:
+        wait_for(lambda: n.app_listening_port(n.proxy_port), 10, what="the proxy")
+        t0 = time.monotonic()
+        raw = raw_exchange(n.proxy_port, b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert raw.startswith(b"HTTP/1.1 408"), raw
+        assert b"request read timeout" in raw
+        assert 0.4 <= time.monotonic() - t0 < 5  # the head timeout is the default 10 s
+        t0 = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", n.proxy_port), timeout=10)
+        s.sendall(b"POST /w HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+        try:
+            got = s.recv(100)
+        except ConnectionResetError:
+            got = b""
+        s.close()
+        assert got == b""  # closed, no answer (the app still waits for the body)
+        assert 0.4 <= time.monotonic() - t0 < 5
+    finally:
+        n.stop()
+
+
 def test_target_down_gets_502(tmp_path):
     # A proxy whose app never starts: refused dials are retried briefly, then 502.
     from litefs_cluster import free_port

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http_test_support.h"
@@ -556,6 +557,93 @@ TEST_CASE("header read timeout answers 408 and closes") {
     check_408(c);
   }
   CHECK(calls.load() <= 1);
+}
+
+TEST_CASE("read_timeout: a request whose head or body is too slow is ended") {
+  ServerOptions options;
+  options.read_timeout = 200ms;
+  SUBCASE("head still arriving: 408 and close") {
+    std::atomic<int> calls{0};
+    TestServer server(
+        [&](std::shared_ptr<Exchange> ex) {
+          ++calls;
+          ex->Respond(200, {}, "ok");
+        },
+        options);
+    Client c(server.port());
+    c.Send("GET / HTTP/1.1\r\nHost: t\r\n");
+    auto start = std::chrono::steady_clock::now();
+    Response r = c.ReadResponse();
+    CHECK(r.status == 408);
+    CHECK(r.body == "request read timeout\n");
+    CHECK(std::chrono::steady_clock::now() - start >= 150ms);
+    CHECK(c.WaitClosed());
+    CHECK(calls.load() == 0);
+  }
+  SUBCASE("body still arriving: the handler hears of the close") {
+    Log log;
+    Event done;
+    TestServer server(
+        [&](std::shared_ptr<Exchange> ex) {
+          CHECK(ex->ReadBody([](std::span<const uint8_t>) {},
+                             [&](Status st) { log.Add("end " + st.message()); })
+                    .ok());
+          ex->OnClose([&] {
+            log.Add("close");
+            done.Signal();
+          });
+        },
+        options);
+    Client c(server.port());
+    c.Send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly some");
+    CHECK(c.WaitClosed());
+    REQUIRE(done.WaitFor(1));
+    CHECK(log.items() == std::vector<std::string>{"end connection closed", "close"});
+  }
+  SUBCASE("requests within it, one after another on a kept-alive connection") {
+    TestServer server(EchoPath(), options);
+    Client c(server.port());
+    for (int i = 0; i < 3; i++) {
+      c.Send("POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n");
+      std::this_thread::sleep_for(80ms);  // the request's own pace, not synchronisation
+      c.Send("body");
+      CHECK(c.ReadResponse().status == 200);
+    }
+    // Waiting between requests is idle time, not read time.
+    std::this_thread::sleep_for(300ms);
+    c.Send(Get("/after"));
+    Response r = c.ReadResponse();
+    CHECK(r.status == 200);
+    CHECK(r.body == "/after");
+  }
+}
+
+TEST_CASE("write_timeout: a response not ended in time closes the connection") {
+  ServerOptions options;
+  options.write_timeout = 200ms;
+  Event closed;
+  std::shared_ptr<Exchange> held;  // loop thread only
+  TestServer server(
+      [&](std::shared_ptr<Exchange> ex) {
+        if (ex->request().path() == "/slow") {
+          ex->StartResponse(200, {});
+          CHECK(ex->WriteBody(std::string("partial"), nullptr).ok());
+          ex->OnClose([&] { closed.Signal(); });
+          held = ex;  // never ended
+          return;
+        }
+        ex->Respond(200, {}, "fast");
+      },
+      options);
+  Client c(server.port());
+  c.Send(Get("/fast"));
+  CHECK(c.ReadResponse().body == "fast");
+  c.Send(Get("/slow"));
+  auto start = std::chrono::steady_clock::now();
+  CHECK(c.WaitClosed());
+  CHECK(std::chrono::steady_clock::now() - start >= 150ms);
+  CHECK(closed.WaitFor(1));
+  CHECK(server.loop().Run([&] { held.reset(); }));
 }
 
 TEST_CASE("idle keep-alive connections close after idle_timeout") {
