@@ -100,17 +100,21 @@ uint64_t Database::last_change_seq() const {
   return change_seq_;
 }
 
+void Database::NoteChange(ltx::Pos pos, uint32_t page_size, uint32_t page_count, int64_t timestamp_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Every position change, for /events (a recovery that confirms the
+  // position is not one).
+  if (changes_.empty() || changes_.back().pos != pos) {
+    changes_.push_back({++change_seq_, pos, page_size, page_count, timestamp_ms});
+    if (changes_.size() > kRecentChanges) changes_.pop_front();
+  }
+}
+
 Status Database::WritePosFile(ltx::Pos pos, int64_t timestamp_ms) {
+  NoteChange(pos, checksums_.page_size(), checksums_.page_count(), timestamp_ms);
   {
     std::lock_guard<std::mutex> lock(mu_);
     pos_timestamp_ms_ = timestamp_ms;
-    // Every position change, for /events (a recovery that confirms the
-    // position is not one).
-    if (changes_.empty() || changes_.back().pos != pos) {
-      changes_.push_back({++change_seq_, pos, checksums_.page_size(), checksums_.page_count(),
-                          timestamp_ms});
-      if (changes_.size() > kRecentChanges) changes_.pop_front();
-    }
   }
   // LiteFS shows the LTX timestamp as the file's mtime.
   struct timespec mtime;
@@ -884,7 +888,13 @@ Status Database::ApplyRun(const std::vector<std::string>& tmp_paths, std::vector
   for (size_t k = applied; k < run.size(); k++) forget(run[k]);
   if (applied == 0) return frames.status();
   if (wal) durability_.HoldWal();
-  for (size_t k = 0; k < applied; k++) SetPos({run[k].header.max_txid, run[k].trailer.post_apply_checksum});
+  for (size_t k = 0; k < applied; k++) {
+    const ltx::Pos at{run[k].header.max_txid, run[k].trailer.post_apply_checksum};
+    SetPos(at);
+    // One event per file, as if each had been applied alone; the last is
+    // noted with the position file below.
+    if (k + 1 < applied) NoteChange(at, run[k].header.page_size, run[k].header.commit, run[k].header.timestamp_ms);
+  }
   const ltx::Header& last = run[applied - 1].header;
   Status written = WritePosFile(pos(), last.timestamp_ms);
   if (!frames.ok()) return frames.status();

@@ -7,6 +7,7 @@ and the CLI help texts."""
 import http.client
 import json
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -99,6 +100,44 @@ def test_events_report_init_and_every_transaction_on_primary_and_replica(cluster
     finally:
         pe.close()
         re_.close()
+
+
+def test_events_report_every_file_of_a_batch_the_replica_applied_together(cluster):
+    """A replica applies the files queued for a database together (one
+    journaled transaction in rollback mode); /events still reports one
+    transaction per file, in order, as if each had been applied alone. The
+    replica is stopped (SIGSTOP) while the primary commits, so the files wait
+    in its socket and arrive together."""
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("burst.db", "CREATE TABLE t(n INTEGER PRIMARY KEY);")
+    first = txid(cluster.wait_replicated("burst.db")) + 1
+    m0 = metrics(r)
+    events = Events(r)
+    try:
+        events.next_of("init")
+        r.proc.send_signal(signal.SIGSTOP)
+        try:
+            p.python(f"""
+import sqlite3
+db = sqlite3.connect({str(p.path("burst.db"))!r}, isolation_level=None)
+for n in range(200):
+    db.execute("INSERT INTO t VALUES (?)", (n,))
+""")
+        finally:
+            r.proc.send_signal(signal.SIGCONT)
+        last = txid(cluster.wait_replicated("burst.db"))
+        assert last == first + 199
+        seen = []
+        while not seen or seen[-1] < last:
+            seen.append(int(events.next_of("tx", "burst.db")["data"]["txID"], 16))
+        assert seen == list(range(first, last + 1))
+    finally:
+        events.close()
+    m = metrics(r)
+    files = m['litefs_db_apply_count{db="burst.db"}'] - m0.get('litefs_db_apply_count{db="burst.db"}', 0)
+    applies = m["litefs_apply_duration_seconds_count"] - m0["litefs_apply_duration_seconds_count"]
+    assert files == 200
+    assert applies < files, "no batch formed: the test shows nothing"
 
 
 def test_events_report_a_dropped_database_and_an_import(cluster, tmp_path):
