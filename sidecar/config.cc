@@ -160,8 +160,6 @@ class Decoder {
     return Status();
   }
 
-  bool Has(const Section& s, std::string_view name) { return Find(s, name) != nullptr; }
-
   const YAML::Node* Find(const Section& s, std::string_view name) {
     auto it = s.entries.find(name);
     if (it == s.entries.end() || it->second.value.IsNull()) return nullptr;

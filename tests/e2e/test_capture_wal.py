@@ -290,19 +290,26 @@ def test_fast_async_commits_ride_on_an_armed_capture(cluster, writers):
     assert messages < commits / 2, (messages, commits)
 
 
-def test_commits_absorbed_by_an_armed_capture_are_recorded_while_the_writer_stays_open(cluster):
-    """No close, no flush: the commits that sent no message reach the log
-    through the capture that was armed when they were made."""
-    from test_node_api import metrics
+def new_wal_table(cluster, name):
+    """A WAL database with an empty table t(n) on the primary, replicated:
+    its path and the TXID it is at."""
     p = cluster.primary
-    path = str(p.path("open.db"))
+    path = str(p.path(name))
     p.python(f"""
 import sqlite3
 db = sqlite3.connect({path!r}, isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("CREATE TABLE t(n INTEGER PRIMARY KEY)")
 """)
-    before = int(cluster.wait_replicated("open.db").split("/")[0], 16)
+    return path, int(cluster.wait_replicated(name).split("/")[0], 16)
+
+
+def test_commits_absorbed_by_an_armed_capture_are_recorded_while_the_writer_stays_open(cluster):
+    """No close, no flush: the commits that sent no message reach the log
+    through the capture that was armed when they were made."""
+    from test_node_api import metrics
+    p = cluster.primary
+    path, before = new_wal_table(cluster, "open.db")
     messages_before = metrics(p)['litefs_db_commit_message_count{db="open.db"}']
     writer = subprocess.Popen([PYTHON, "-c", f"""
 import sqlite3, sys, time
@@ -333,14 +340,7 @@ def test_the_last_commits_of_each_burst_are_recorded_though_they_sent_no_message
     later commit to announce it, so a missed one shows as a position that
     stops short."""
     p = cluster.primary
-    path = str(p.path("bursts.db"))
-    p.python(f"""
-import sqlite3
-db = sqlite3.connect({path!r}, isolation_level=None)
-db.execute("PRAGMA journal_mode=WAL")
-db.execute("CREATE TABLE t(n INTEGER PRIMARY KEY)")
-""")
-    before = int(cluster.wait_replicated("bursts.db").split("/")[0], 16)
+    path, before = new_wal_table(cluster, "bursts.db")
     writer = subprocess.Popen([PYTHON, "-c", f"""
 import sqlite3, sys
 db = sqlite3.connect({path!r}, isolation_level=None)

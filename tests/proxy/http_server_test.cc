@@ -29,6 +29,14 @@ Server::Handler EchoPath() {
   };
 }
 
+// A handler answering 200 "ok", counting its calls.
+Server::Handler CountedOk(std::atomic<int>& calls) {
+  return [&calls](std::shared_ptr<Exchange> ex) {
+    ++calls;
+    ex->Respond(200, {}, "ok");
+  };
+}
+
 // Thread-safe list of strings recorded by handlers on the loop thread.
 class Log {
  public:
@@ -45,6 +53,20 @@ class Log {
   std::mutex mu_;
   std::vector<std::string> items_;
 };
+
+// A handler reading the request body, logging "end <status>" when the body
+// ends and "close" (then signalling `closed`) when the client connection closes.
+Server::Handler BodyReaderLoggingEnds(Log& log, Event& closed) {
+  return [&log, &closed](std::shared_ptr<Exchange> ex) {
+    CHECK(ex->ReadBody([](std::span<const uint8_t>) {},
+                       [&log](Status st) { log.Add("end " + st.message()); })
+              .ok());
+    ex->OnClose([&log, &closed] {
+      log.Add("close");
+      closed.Signal();
+    });
+  };
+}
 
 TEST_CASE("GET: request fields, exact response bytes, add_headers hook") {
   Request seen;
@@ -452,12 +474,7 @@ TEST_CASE("header limits answer 431") {
   ServerOptions options;
   options.max_header_bytes = 200;
   options.max_headers = 5;
-  TestServer server(
-      [&](std::shared_ptr<Exchange> ex) {
-        ++calls;
-        ex->Respond(200, {}, "ok");
-      },
-      options);
+  TestServer server(CountedOk(calls), options);
   auto request_of_size = [](size_t size) {
     std::string head = "GET / HTTP/1.1\r\nX: ";
     std::string r = head + std::string(size - head.size() - 4, 'v') + "\r\n\r\n";
@@ -524,12 +541,7 @@ TEST_CASE("header read timeout answers 408 and closes") {
   ServerOptions options;
   options.header_read_timeout = 200ms;
   std::atomic<int> calls{0};
-  TestServer server(
-      [&](std::shared_ptr<Exchange> ex) {
-        ++calls;
-        ex->Respond(200, {}, "ok");
-      },
-      options);
+  TestServer server(CountedOk(calls), options);
   auto check_408 = [](Client& c) {
     auto start = std::chrono::steady_clock::now();
     Response r = c.ReadResponse();
@@ -564,12 +576,7 @@ TEST_CASE("read_timeout: a request whose head or body is too slow is ended") {
   options.read_timeout = 200ms;
   SUBCASE("head still arriving: 408 and close") {
     std::atomic<int> calls{0};
-    TestServer server(
-        [&](std::shared_ptr<Exchange> ex) {
-          ++calls;
-          ex->Respond(200, {}, "ok");
-        },
-        options);
+    TestServer server(CountedOk(calls), options);
     Client c(server.port());
     c.Send("GET / HTTP/1.1\r\nHost: t\r\n");
     auto start = std::chrono::steady_clock::now();
@@ -583,17 +590,7 @@ TEST_CASE("read_timeout: a request whose head or body is too slow is ended") {
   SUBCASE("body still arriving: the handler hears of the close") {
     Log log;
     Event done;
-    TestServer server(
-        [&](std::shared_ptr<Exchange> ex) {
-          CHECK(ex->ReadBody([](std::span<const uint8_t>) {},
-                             [&](Status st) { log.Add("end " + st.message()); })
-                    .ok());
-          ex->OnClose([&] {
-            log.Add("close");
-            done.Signal();
-          });
-        },
-        options);
+    TestServer server(BodyReaderLoggingEnds(log, done), options);
     Client c(server.port());
     c.Send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly some");
     CHECK(c.WaitClosed());
@@ -922,15 +919,7 @@ TEST_CASE("Upgrade requests are served as ordinary requests for now") {
 TEST_CASE("client gone mid-body: on_end gets an error, then OnClose") {
   Log log;
   Event done;
-  TestServer server([&](std::shared_ptr<Exchange> ex) {
-    CHECK(ex->ReadBody([](std::span<const uint8_t>) {},
-                         [&](Status st) { log.Add("end " + st.message()); })
-                .ok());
-    ex->OnClose([&] {
-      log.Add("close");
-      done.Signal();
-    });
-  });
+  TestServer server(BodyReaderLoggingEnds(log, done));
   {
     Client c(server.port());
     c.Send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly some");
