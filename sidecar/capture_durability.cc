@@ -32,7 +32,8 @@ std::optional<uint64_t> CaptureDurability::UnsyncedFrom() const {
   return txid;
 }
 
-Status CaptureDurability::KeepDurable(const std::string& ltx_path, const std::string& ltx_dir) {
+Status CaptureDurability::KeepDurable(const std::string& ltx_path, const std::string& ltx_dir,
+                                     bool defer_flush) {
   struct stat st;
   if (stat(ltx_path.c_str(), &st) != 0) return fs::ErrnoError("stat", ltx_path);
   if (!copies_.FitsWhenEmpty(uint64_t(st.st_size))) {
@@ -43,7 +44,7 @@ Status CaptureDurability::KeepDurable(const std::string& ltx_path, const std::st
     if (fdatasync(fd->get()) != 0) return fs::ErrnoError("fsync", ltx_path);
     return fs::FsyncDir(ltx_dir);
   }
-  Result<bool> copied = copies_.Append(ltx_path);
+  Result<bool> copied = copies_.Append(ltx_path, !defer_flush);
   if (!copied.ok()) return copied.status();
   if (*copied) return Status();
   // The log is full: sync everything, which forgets the copies; this file

@@ -12,7 +12,15 @@
 //    data only, where a new file costs two that carry metadata. Recovery
 //    writes the copies that continue the intact files back into the log;
 //    once the file system is synced, the copies are forgotten. A file too
-//    large for the space left in the log is made durable by that sync;
+//    large for the space left in the log is made durable by that sync.
+//    A commit the app did not wait for (vfs/db_file.cc) defers the copy's
+//    flush when the log shares a device with the database: the copy is
+//    written to the device before the next transaction may overwrite the
+//    commit's pages, so that transaction's own flush of the database, before
+//    its COMMIT returns, makes the copy durable — as SQLite's next commit is
+//    what makes a rollback-mode commit durable at synchronous=FULL (its
+//    journal's deletion is not synced). An idle database flushes the log
+//    itself (FlushCopies) shortly after;
 //  - a commit the app did not sync (synchronous=OFF in a rollback journal
 //    mode): a power failure may lose it from the database too.
 //
@@ -51,7 +59,11 @@ class CaptureDurability {
   // Makes the unsynced file at `ltx_path` (a rollback-mode commit the app
   // synced) durable: a copy in the capture log, or, when the log is full,
   // a sync of everything (MakeDurable).
-  Status KeepDurable(const std::string& ltx_path, const std::string& ltx_dir);
+  // With `defer_flush`, the copy is only written to the device (see above;
+  // the caller makes sure the log shares it with the database).
+  Status KeepDurable(const std::string& ltx_path, const std::string& ltx_dir, bool defer_flush = false);
+  // Makes the copies whose flush was deferred durable.
+  Status FlushCopies() { return copies_.Flush(); }
   // The capture log's copies, oldest first, for recovery.
   Result<std::vector<std::string>> Copies() { return copies_.Copies(); }
   // Syncs the file system holding `ltx_dir`, forgets the copies and removes

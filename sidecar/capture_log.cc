@@ -87,7 +87,7 @@ Result<uint64_t> CaptureLog::ScanEntries(std::vector<std::string>* out) {
   return off;
 }
 
-Result<bool> CaptureLog::Append(const std::string& file_path) {
+Result<bool> CaptureLog::Append(const std::string& file_path, bool flush) {
   LITEFS_RETURN_IF_ERROR(Open());
   struct stat st;
   if (stat(file_path.c_str(), &st) != 0) return fs::ErrnoError("stat", file_path);
@@ -105,9 +105,25 @@ Result<bool> CaptureLog::Append(const std::string& file_path) {
   // Header and copy written in place, one sync for both.
   LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), h, sizeof h, end_));
   LITEFS_RETURN_IF_ERROR(fs::PwriteFull(fd_.get(), copy->data(), copy->size(), end_ + sizeof h));
-  if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
-  end_ += Align8(sizeof h + copy->size());
+  const uint64_t length = sizeof h + copy->size();
+  if (flush) {
+    if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
+  } else {
+    if (sync_file_range(fd_.get(), off64_t(end_), off64_t(length),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      return fs::ErrnoError("write out", path_);
+    }
+    unflushed_ = true;
+  }
+  end_ += Align8(length);
   return true;
+}
+
+Status CaptureLog::Flush() {
+  if (!unflushed_) return Status();
+  if (fdatasync(fd_.get()) != 0) return fs::ErrnoError("fsync", path_);
+  unflushed_ = false;
+  return Status();
 }
 
 Status CaptureLog::Forget() {
@@ -116,6 +132,7 @@ Status CaptureLog::Forget() {
   if (end_ == kHeaderSize) return Status();
   LITEFS_RETURN_IF_ERROR(WriteHeader(generation_ + 1));
   end_ = kHeaderSize;
+  unflushed_ = false;  // the header's flush carried them
   return Status();
 }
 

@@ -16,7 +16,13 @@
 // generation, length and CRC-64 of the copy, then the copy.
 // Forgetting bumps the generation, so older entries stop counting without
 // being erased; an entry torn by a crash ends the list (appends are
-// sequential and each is synced before the next).
+// sequential; one whose flush was deferred may be torn with those after it).
+//
+// A flush may be deferred (Append with `flush` false): the copy is written
+// to the device (sync_file_range, waiting for the write) but left in its
+// volatile cache, which the next flush of any file on the device empties —
+// the app's own flush of the database, when its next transaction commits —
+// or Flush().
 #pragma once
 
 #include <cstdint>
@@ -37,9 +43,12 @@ class CaptureLog {
   explicit CaptureLog(std::string path, uint64_t capacity = kDefaultCapacity)
       : path_(std::move(path)), capacity_(capacity) {}
 
-  // Appends a copy of the file at `file_path` and makes it durable. False,
-  // with nothing written, when it does not fit in the space left.
-  Result<bool> Append(const std::string& file_path);
+  // Appends a copy of the file at `file_path` and makes it durable, or with
+  // `flush` false only writes it to the device. False, with nothing
+  // written, when it does not fit in the space left.
+  Result<bool> Append(const std::string& file_path, bool flush = true);
+  // Makes the copies appended without a flush durable (no-op without any).
+  Status Flush();
 
   // Whether a copy of `size` bytes fits in the log once it is emptied.
   bool FitsWhenEmpty(uint64_t size) const {
@@ -66,6 +75,7 @@ class CaptureLog {
   fs::UniqueFd fd_;
   uint64_t generation_ = 0;
   uint64_t end_ = kHeaderSize;  // where the next entry goes
+  bool unflushed_ = false;       // a copy was appended without a flush
 };
 
 }  // namespace litefs

@@ -127,8 +127,34 @@ wire::Message Reply(wire::MsgType type, std::string text = {}) {
 
 }  // namespace
 
+CommitServer::CommitServer(uv_loop_t* loop, Store& store) : loop_(loop), store_(store) {
+  store_.SetCommitMessageReader([this] { ReadPendingMessages(); });
+}
+
 CommitServer::~CommitServer() {
+  store_.SetCommitMessageReader(nullptr);
   // Close() must have run; handles are owned by the loop until their close callbacks.
+}
+
+void CommitServer::ReadPendingMessages() {
+  // Everything the apps have sent first, then handled in order per
+  // connection (one waiting for an answer handles nothing more). A message
+  // handled here may ask again: every connection it could reach up the
+  // stack is waiting by then.
+  std::vector<Conn*> conns(conns_.begin(), conns_.end());
+  for (Conn* c : conns) {
+    uv_os_fd_t fd;
+    if (c->closing || uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd) != 0) continue;
+    uint8_t buf[4096];
+    for (int reads = 0; reads < 64; reads++) {
+      ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) break;  // nothing more now; an end or an error is libuv's to report
+      c->reader.Append({buf, size_t(n)});
+    }
+  }
+  for (Conn* c : conns) {
+    if (conns_.count(c) && !c->closing) Process(c);
+  }
 }
 
 Status CommitServer::Listen(const std::string& path) {
@@ -265,10 +291,16 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
         return;
       }
       if (!store_.is_primary() || !db) {
-        // A late async commit was recorded by the step-down, which captures
-        // every WAL frame committed while the window was open (its commit
-        // frame was published before the app let go of the window).
-        if (async) return;
+        // A late async WAL commit was recorded by the step-down, which
+        // captures every WAL frame committed while the window was open (its
+        // commit frame was published before the app let go of the window);
+        // so was an async rollback-mode one (the step-down waits for the
+        // database file's last commit to be captured).
+        if (async && ((msg.flags & wire::kCommitWal) || !db)) return;
+        if (async) {
+          db->Recover();
+          return;
+        }
         // Only an app stalled past the step-down gets here: its commit
         // happened in its files but is not recorded. Recovery records it as
         // a local transaction (one the primary does not have, so this node
@@ -303,6 +335,24 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
                    Reply(conn, reply);
                    Process(conn);
                  });
+      return;
+    }
+
+    case wire::MsgType::kAwaitCapture: {
+      // Waiting before the check: it reads the other connections' messages
+      // (ReadPendingMessages), and this one's next must wait for the answer.
+      conn->waiting = true;
+      Database* db = store_.Find(msg.text);
+      if (!db || db->RollbackCommitsCaptured()) {
+        if (!Resume(conn)) return;
+        Reply(conn, litefs::Reply(wire::MsgType::kOk));
+        return;
+      }
+      db->WhenRollbackCommitsCaptured([this, conn] {
+        if (!Resume(conn)) return;
+        Reply(conn, litefs::Reply(wire::MsgType::kOk));
+        Process(conn);
+      });
       return;
     }
 

@@ -25,8 +25,14 @@ namespace litefs {
 
 class CommitServer {
  public:
-  CommitServer(uv_loop_t* loop, Store& store) : loop_(loop), store_(store) {}
+  CommitServer(uv_loop_t* loop, Store& store);
   ~CommitServer();
+
+  // Reads every message the apps have sent so far and handles it, without
+  // waiting for the loop to report their sockets readable: a rollback-mode
+  // commit handed over without waiting is then known to its database
+  // (Database::RollbackCommitsCaptured).
+  void ReadPendingMessages();
 
   // Binds the socket; refuses when another sidecar is serving it.
   Status Listen(const std::string& path);

@@ -54,7 +54,10 @@ Result<std::unique_ptr<CommitWindow>> CommitWindow::Open(const std::string& dir)
   w->Close();  // before the magic: a reader that sees the magic sees a valid word
   // A previous sidecar's armed words mean nothing now; Close() bumped the
   // generation first, so an app that read one of them does not trust it.
-  for (uint32_t slot = 1; slot <= window::kCaptureSlots; slot++) w->ArmCapture(slot, false);
+  for (uint32_t slot = 1; slot <= window::kCaptureSlots; slot++) {
+    w->ArmCapture(slot, false);
+    w->PublishRollbackCaptured(slot, std::nullopt);
+  }
   std::memcpy(map + window::kMagicOffset, window::kMagic, sizeof window::kMagic);
   return w;
 }
@@ -100,6 +103,14 @@ void CommitWindow::ArmCapture(uint32_t slot, bool armed) {
   // seq_cst: disarming is ordered before the capture's read of the
   // wal-index, as the app orders its publish before reading this word.
   Word(map_, window::CaptureArmedOffset(slot)).store(armed ? 1 : 0, std::memory_order_seq_cst);
+}
+
+void CommitWindow::PublishRollbackCaptured(uint32_t slot, std::optional<uint32_t> change_counter) {
+  if (slot == 0 || slot > window::kCaptureSlots) return;
+  // Release: the capture's reads of the database happened before a writer
+  // that sees the word overwrites what they read.
+  Publish(window::RollbackCapturedOffset(slot),
+          change_counter ? window::kRollbackTracked | *change_counter : window::kRollbackUntracked);
 }
 
 bool CommitWindow::NoCommitInFlight() {

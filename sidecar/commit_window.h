@@ -39,6 +39,10 @@ class CommitWindow {
   // database's apps announce every commit).
   uint32_t AssignCaptureSlot();
   void ArmCapture(uint32_t slot, bool armed);
+  // A database's rollback-captured word (vfs/commit_window.h): the change
+  // counter of the last rollback-journal commit captured, or none (apps then
+  // wait for each rollback-mode commit to be captured).
+  void PublishRollbackCaptured(uint32_t slot, std::optional<uint32_t> change_counter);
 
   // True when no app holds the window (none is between its check and the
   // sidecar's answer to its Commit). Non-blocking; after Close(), poll it.

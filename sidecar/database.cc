@@ -64,10 +64,19 @@ Database::Database(const DatabaseEnv& env, std::string name)
 
 Database::~Database() {
   ArmCapture(false);  // no capture will come
-  if (capture_pacing_timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(capture_pacing_timer_),
+  for (uv_timer_t* timer : {capture_pacing_timer_, copy_flush_timer_}) {
+    if (!timer) continue;
+    uv_close(reinterpret_cast<uv_handle_t*>(timer),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
+}
+
+uv_timer_t* Database::NewTimer() {
+  auto* timer = new uv_timer_t;
+  uv_timer_init(env_.loop, timer);
+  timer->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer));  // never keeps the loop alive
+  return timer;
 }
 
 ltx::Pos Database::pos() const {
@@ -132,6 +141,7 @@ void Database::Finished(const Status& st, bool changed) {
     problem_ = st.message();
   }
   if (changed && on_change_) on_change_(*this);
+  ReleaseRollbackWaiters();
   if (state_ != State::kRecovering) {
     std::vector<std::function<void()>> waiters;
     waiters.swap(settled_waiters_);
@@ -216,6 +226,7 @@ Status Database::RecoverJob() {
   const wal::Committed& w = view->wal();
   wal_tail_ = {true, w.header.salt1, w.header.salt2, w.last_frame};
   last_change_counter_ = w.last_frame == 0 ? view->file_shape().change_counter : 0;
+  PublishRollbackCaptured();
 
   if (unsynced_from) {
     Result<bool> restored = RestoreCopiedLtx(actual);
@@ -432,7 +443,7 @@ Status Database::DropBrokenUnsyncedLtx(uint64_t first) {
 // ---- primary: capture -------------------------------------------------------
 
 void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done) {
-  if (commit.flags & wire::kCommitAsync) {
+  if ((commit.flags & wire::kCommitAsync) && (commit.flags & wire::kCommitWal)) {
     // Nobody waits: one queued capture serves every async commit announced
     // before it starts, capturing everything the WAL holds when it runs.
     bool queued;
@@ -450,17 +461,77 @@ void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)
     }
     return done(pos());
   }
+  // A commit the app waits for, or an async rollback-mode one (its next
+  // writer waits for this job instead, vfs/db_file.cc).
+  const bool app_waits = !(commit.flags & wire::kCommitAsync);
+  if (!app_waits) rollback_captures_running_++;
   auto result = std::make_shared<Result<ltx::Pos>>(Status::Error("not run"));
   auto captured = std::make_shared<uint64_t>(0);
+  auto unflushed = std::make_shared<bool>(false);
   const uint64_t start_ns = uv_hrtime();
-  strand_.Post([this, result, captured, commit = std::move(commit)] {
+  strand_.Post([this, result, captured, unflushed, commit = std::move(commit)] {
                  *result = CommitJob(commit);
                  *captured = captured_in_job_;
+                 *unflushed = copies_unflushed_in_job_;
                },
-               [this, result, captured, start_ns, done = std::move(done)] {
+               [this, result, captured, unflushed, start_ns, app_waits, done = std::move(done)] {
+                 if (*unflushed) FlushCopiesWhenIdle();
+                 if (!app_waits) rollback_captures_running_--;
                  CaptureFinished(*result, *captured, start_ns);
+                 ReleaseRollbackWaiters();  // also when the capture recorded nothing
                  done(*result);
                });
+}
+
+void Database::FlushCopiesWhenIdle() {
+  if (!copy_flush_timer_) copy_flush_timer_ = NewTimer();
+  // Restarted by every such commit: under a steady stream of commits the
+  // apps' own flushes make the copies durable (capture_durability.h).
+  uv_timer_start(
+      copy_flush_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Database*>(t->data);
+        self->strand_.Post([self] {
+          Status st = self->capture_durability_.FlushCopies();
+          if (!st.ok()) log::Error("cannot flush the capture log", {{"db", self->name_}, {"error", st.message()}});
+        });
+      },
+      kIdleCopyFlush.count(), 0);
+}
+
+void Database::PublishRollbackCaptured() {
+  const uint64_t word = last_change_counter_ != 0 ? window::kRollbackTracked | last_change_counter_
+                                                  : window::kRollbackUntracked;
+  rollback_captured_word_.store(word);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (capture_window_) {
+    capture_window_->PublishRollbackCaptured(
+        capture_slot_, last_change_counter_ != 0 ? std::optional<uint32_t>(last_change_counter_) : std::nullopt);
+  }
+}
+
+bool Database::RollbackCommitsCaptured() {
+  if (env_.read_pending_commit_messages) env_.read_pending_commit_messages();
+  if (rollback_captures_running_ == 0) return true;
+  // Or the last one published its counter and has yet to report back.
+  const uint64_t word = rollback_captured_word_.load();
+  if (word == window::kRollbackUntracked) return false;
+  Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
+  if (!fd.ok()) return false;
+  Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
+  return shape.ok() && shape->change_counter == uint32_t(word);
+}
+
+void Database::WhenRollbackCommitsCaptured(std::function<void()> fn) {
+  if (RollbackCommitsCaptured()) return fn();
+  rollback_capture_waiters_.push_back(std::move(fn));
+}
+
+void Database::ReleaseRollbackWaiters() {
+  if (rollback_capture_waiters_.empty() || rollback_captures_running_ != 0) return;
+  std::vector<std::function<void()>> waiters;
+  waiters.swap(rollback_capture_waiters_);
+  for (auto& fn : waiters) fn();
 }
 
 void Database::PostAsyncCapture() {
@@ -485,12 +556,7 @@ void Database::ArmCapture(bool armed) {
 }
 
 void Database::PaceAsyncCapture() {
-  if (!capture_pacing_timer_) {
-    capture_pacing_timer_ = new uv_timer_t;
-    uv_timer_init(env_.loop, capture_pacing_timer_);
-    capture_pacing_timer_->data = this;
-    uv_unref(reinterpret_cast<uv_handle_t*>(capture_pacing_timer_));  // never keeps the loop alive
-  }
+  if (!capture_pacing_timer_) capture_pacing_timer_ = NewTimer();
   uv_timer_start(
       capture_pacing_timer_, [](uv_timer_t* t) { static_cast<Database*>(t->data)->PostAsyncCapture(); },
       kCapturePacing.count(), 0);
@@ -516,6 +582,7 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
   const bool sync = (commit.flags & wire::kCommitSynced) && !(commit.flags & wire::kCommitFlush);
   LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), sync};
   captured_in_job_ = 0;
+  copies_unflushed_in_job_ = false;
   Result<ltx::Pos> next = Status::Error("not captured");
   if (commit.flags & wire::kCommitWal) {
     next = CaptureWalUpTo(commit.wal, opts);
@@ -527,8 +594,13 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
     LITEFS_RETURN_IF_ERROR(capture_durability_.BeforeUnsynced(pos().txid + 1));
     next = CaptureRollback(commit.ranges, pos(), opts);
     if (next.ok() && keep_durable) {
-      Status kept = capture_durability_.KeepDurable(log_.PathFor({next->txid, next->txid}), log_.dir());
+      // The app did not wait: the copy's flush may wait for the app's next
+      // (capture_durability.h).
+      const bool defer_flush = (commit.flags & wire::kCommitAsync) && CopiesShareDevice();
+      Status kept =
+          capture_durability_.KeepDurable(log_.PathFor({next->txid, next->txid}), log_.dir(), defer_flush);
       if (!kept.ok()) next = kept;
+      copies_unflushed_in_job_ = defer_flush;
     }
     if (next.ok()) {
       SetPos(*next);
@@ -536,9 +608,13 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
       if (!st.ok()) next = st;
       captured_in_job_ = 1;
     }
+    // Now the next writer may overwrite the pages, and a connection that
+    // closes finds `<db>-pos` naming its commit (vfs/db_file.cc).
+    if (next.ok()) PublishRollbackCaptured();
   }
   if (!next.ok()) {
     last_change_counter_ = 0;
+    PublishRollbackCaptured();
     wal_tail_.known = false;
     return next;
   }
@@ -548,6 +624,15 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
     LITEFS_RETURN_IF_ERROR(capture_durability_.MakeDurable(log_.dir()));
   }
   return next;
+}
+
+bool Database::CopiesShareDevice() {
+  if (!copies_share_device_) {
+    struct stat db_dir, data_dir;
+    copies_share_device_ = stat(env_.dir.c_str(), &db_dir) == 0 && stat(log_.dir().c_str(), &data_dir) == 0 &&
+                           db_dir.st_dev == data_dir.st_dev;
+  }
+  return *copies_share_device_;
 }
 
 Result<ltx::Pos> Database::CaptureWalUpTo(wire::WalFrames f, LtxWriteOptions opts) {
@@ -670,6 +755,7 @@ void Database::RecordDeletion() {
           SetPos(*next);
           last_inode_ = 0;
           last_change_counter_ = 0;
+          PublishRollbackCaptured();
           wal_tail_ = {true, 0, 0, 0};
           Status st = WritePosFile(*next, opts.timestamp_ms);
           if (!st.ok()) next = st;
@@ -757,6 +843,7 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
   if (next.ok()) {
     wal_tail_ = {true, f.salt1, f.salt2, f.last_frame};
     last_change_counter_ = 0;  // WAL commits do not move it
+    PublishRollbackCaptured();
   }
   return next;
 }
@@ -1107,11 +1194,13 @@ void Database::ResetCaptureTail() {
   if (!view.ok()) {
     wal_tail_.known = false;
     last_change_counter_ = 0;
+    PublishRollbackCaptured();
     return;
   }
   const wal::Committed& w = view->wal();
   wal_tail_ = {true, w.header.salt1, w.header.salt2, w.last_frame};
   last_change_counter_ = w.last_frame == 0 ? view->file_shape().change_counter : 0;
+  PublishRollbackCaptured();
 }
 
 // ---- primary: snapshots -----------------------------------------------------

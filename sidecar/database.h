@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -33,6 +34,7 @@
 #include "sidecar/strand.h"
 #include "sidecar/wal_checkpoint.h"
 #include "vfs/commit_protocol.h"
+#include "vfs/commit_window.h"
 
 namespace litefs {
 
@@ -52,6 +54,9 @@ struct DatabaseEnv {
   // before its next write transaction (vfs/commit_window.h), because an
   // approval given earlier may no longer hold.
   std::function<void()> withdraw_write_approvals;
+  // Loop thread; optional: reads and handles every message the apps have
+  // sent on the commit socket so far (CommitServer::ReadPendingMessages).
+  std::function<void()> read_pending_commit_messages;
 };
 
 // One change of a database's position, as GET /events reports it.
@@ -121,9 +126,21 @@ class Database {
 
   // Primary: records the transaction the app just committed (a Commit
   // message: byte ranges of the database file, or WAL frames). The app
-  // holds its write lock until `done` runs, except for an async WAL commit,
-  // whose frames wait in the WAL.
+  // holds its write lock until `done` runs, except for an async commit: a
+  // WAL commit's frames wait in the WAL; a rollback-mode commit's pages wait
+  // in the database file, where the next writer does not overwrite them
+  // before this capture publishes the commit's change counter
+  // (vfs/commit_window.h).
   void Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done);
+
+  // Loop thread. True unless a rollback-mode commit whose app did not wait
+  // is still being captured — once the messages the apps sent so far are
+  // read: such a commit's message was sent before its app let go of the
+  // database, so before anyone else could write it or an HTTP response
+  // reach the proxy. `WhenRollbackCommitsCaptured` runs `fn` then: at once,
+  // or when those captures finished.
+  bool RollbackCommitsCaptured();
+  void WhenRollbackCommitsCaptured(std::function<void()> fn);
 
   // Replica: verifies the received LTX file at `tmp_path`, checks that it
   // continues this database's history (or is a snapshot), installs it in
@@ -260,6 +277,19 @@ class Database {
   // strand-owned. A rollback-mode commit bumps it by exactly one, so any
   // other value at the next capture means some commit bypassed the capture.
   uint32_t last_change_counter_ = 0;
+  // Shows last_change_counter_ to the apps (strand): the database's
+  // rollback-captured word in the commit window.
+  void PublishRollbackCaptured();
+  // The word last published (atomic: read on the loop thread).
+  std::atomic<uint64_t> rollback_captured_word_{window::kRollbackUntracked};
+  // Whether the capture log is on the database's device (strand-owned, known
+  // after the first rollback capture): a commit's copy may then wait for the
+  // app's next flush (capture_durability.h).
+  std::optional<bool> copies_share_device_;
+  bool CopiesShareDevice();
+  // The last commit job left a copy to be flushed (strand-owned; read by its
+  // completion, which schedules FlushIdleCopies).
+  bool copies_unflushed_in_job_ = false;
   // Frames in a replica's WAL after the last apply (strand-owned; read by
   // the apply's completion to decide on a checkpoint).
   uint32_t wal_frames_ = 0;
@@ -303,6 +333,17 @@ class Database {
   static constexpr std::chrono::milliseconds kCapturePacing{1};
   bool pace_next_capture_ = false;
   uv_timer_t* capture_pacing_timer_ = nullptr;  // created on first use
+  // Copies whose flush waits for the app's next one are flushed by the
+  // sidecar once no commit came for kIdleCopyFlush.
+  static constexpr std::chrono::milliseconds kIdleCopyFlush{5};
+  uv_timer_t* copy_flush_timer_ = nullptr;  // created on first use
+  void FlushCopiesWhenIdle();
+  // Captures of rollback-mode commits whose apps did not wait, queued or
+  // running, and who waits for them to finish.
+  uint32_t rollback_captures_running_ = 0;
+  std::vector<std::function<void()>> rollback_capture_waiters_;
+  void ReleaseRollbackWaiters();
+  uv_timer_t* NewTimer();
   // While an async capture waits (paced) or runs, its slot in the commit
   // window says so and the apps' async commits need no message of their
   // own; the job reads the wal-index again after disarming.

@@ -89,6 +89,9 @@ class Store {
   // wrote: the databases apps write record what they committed so far (WAL
   // commits the app did not sync are not waited for). At once elsewhere.
   void CaptureCommittedByApps(std::function<void()> done);
+  // How databases read the commit messages apps have sent so far
+  // (CommitServer::ReadPendingMessages); none without a commit server.
+  void SetCommitMessageReader(std::function<void()> fn) { read_commit_messages_ = std::move(fn); }
   // After CloseCommitWindow(): true once no app is between its window check
   // and the sidecar's answer to its Commit. Non-blocking.
   bool NoCommitInFlight();
@@ -136,6 +139,7 @@ class Store {
   std::optional<PrimaryInfo> primary_;
   std::string cluster_id_;
   uint64_t next_subscriber_ = 1;
+  std::function<void()> read_commit_messages_;
   std::map<uint64_t, std::function<void(Database&)>> subscribers_;
   std::map<uint64_t, std::function<void()>> role_subscribers_;
   std::string proxy_url_;

@@ -72,6 +72,7 @@ void EncodeMessage(const Message& msg, std::string& out) {
     case MsgType::kBegin:
     case MsgType::kBegun:
     case MsgType::kAbort:
+    case MsgType::kAwaitCapture:
     case MsgType::kReadOnly:
     case MsgType::kError:
     case MsgType::kBusy:
@@ -116,6 +117,7 @@ Result<Message> DecodeMessage(std::span<const uint8_t> body) {
     case MsgType::kBegin:
     case MsgType::kBegun:
     case MsgType::kAbort:
+    case MsgType::kAwaitCapture:
     case MsgType::kReadOnly:
     case MsgType::kError:
     case MsgType::kBusy:

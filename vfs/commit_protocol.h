@@ -26,9 +26,22 @@
 //       last one is its commit frame); the sidecar reads them from the WAL,
 //       together with any committed frame before them it has not captured
 //       yet, in WAL order: one LTX file, one TXID per commit frame.
-//       With kCommitAsync (a WAL commit; the app does not wait unless
-//       LITEFS_WAIT_FOR_CAPTURE=1) there is no reply: the frames stay in the
-//       WAL until the sidecar reads them, and its LTX is not synced.
+//       With kCommitAsync (the app does not wait unless
+//       LITEFS_WAIT_FOR_CAPTURE=1) there is no reply. A WAL commit's frames
+//       stay in the WAL until the sidecar reads them, and its LTX is not
+//       synced. A rollback-mode commit (sent only while the database's
+//       rollback-captured word is tracked, commit_window.h) stays in the
+//       database file: the next writer waits, before its first write to
+//       the file, until the sidecar has captured it and published its
+//       change counter; its copy's flush may wait for that writer's own
+//       (sidecar/capture_durability.h).
+//   Begin also waits for that: its answer comes once the database file's
+//       last commit is captured.
+//   AwaitCapture {db}                           -> Ok
+//       answered once the database file's last rollback-mode commit is
+//       captured: a writer asks before its first write to the file when it
+//       cannot trust the rollback-captured word (approvals were withdrawn
+//       since it read its slot).
 //       With kCommitFlush only last_frame (the WAL's last committed frame)
 //       matters: "capture everything up to it, make the LTX files durable,
 //       then answer"; sent before anything may overwrite or delete WAL
@@ -53,8 +66,9 @@
 namespace litefs::wire {
 
 // 2: apps check the commit window (commit_window.h); 3: Begun; 4: async WAL
-// commits and flushes; 5: connection pages and capture slots.
-inline constexpr uint32_t kProtocolVersion = 5;
+// commits and flushes; 5: connection pages and capture slots; 6: async
+// rollback-mode commits (writers wait for the rollback-captured word).
+inline constexpr uint32_t kProtocolVersion = 6;
 inline constexpr size_t kFrameHeaderSize = 5;             // length + type
 inline constexpr uint32_t kMaxFrameSize = 64u << 20;      // sanity bound
 inline constexpr const char* kSocketName = ".litefs.sock";  // inside the managed dir
@@ -65,6 +79,7 @@ enum class MsgType : uint8_t {
   kCommit = 3,
   kAbort = 4,
   kBegun = 5,
+  kAwaitCapture = 6,
   kOk = 0x81,
   kReadOnly = 0x82,
   kError = 0x83,
@@ -74,7 +89,7 @@ enum class MsgType : uint8_t {
 // Commit flags.
 inline constexpr uint8_t kCommitSynced = 0x1;  // the app fsynced the database (or WAL) in this transaction
 inline constexpr uint8_t kCommitWal = 0x2;     // a WAL transaction: the wal fields are set
-inline constexpr uint8_t kCommitAsync = 0x4;   // WAL, the app does not wait: no reply
+inline constexpr uint8_t kCommitAsync = 0x4;   // the app does not wait: no reply
 inline constexpr uint8_t kCommitFlush = 0x8;   // WAL: capture up to wal.last_frame
 
 // Where a WAL transaction's frames are.

@@ -45,7 +45,7 @@
 namespace litefs::window {
 
 inline constexpr const char* kFileName = ".litefs.window";
-inline constexpr size_t kFileSize = 4096;
+inline constexpr size_t kFileSize = 8192;
 inline constexpr char kMagic[8] = {'L', 'F', 'S', 'W', 'I', 'N', 'D', '1'};
 inline constexpr size_t kMagicOffset = 0;
 // u64, CLOCK_MONOTONIC nanoseconds, 8-byte aligned, accessed atomically.
@@ -62,8 +62,21 @@ inline constexpr size_t kGenerationOffset = 24;
 // published before the app sees the word cleared will be captured without
 // being announced (connection_page.h).
 inline constexpr size_t kCaptureArmedOffset = 64;
-inline constexpr uint32_t kCaptureSlots = uint32_t((kFileSize - kCaptureArmedOffset) / 8);
+inline constexpr uint32_t kCaptureSlots = uint32_t((4096 - kCaptureArmedOffset) / 8);
 inline constexpr size_t CaptureArmedOffset(uint32_t slot) { return kCaptureArmedOffset + 8 * (slot - 1); }
+// Rollback-captured words, u64 each, one per database slot, in the second
+// page. kRollbackUntracked (0), or kRollbackTracked | the database header's
+// change counter as of the last rollback-journal commit the sidecar has
+// captured. While the word is tracked, apps hand rollback-mode commits over
+// without waiting, and a write transaction waits, before its first write to
+// the database file, until the word shows the counter the file shows: the
+// previous commit's pages are captured before anything overwrites them.
+inline constexpr size_t kRollbackCapturedOffset = 4096;
+inline constexpr size_t RollbackCapturedOffset(uint32_t slot) {
+  return kRollbackCapturedOffset + 8 * (slot - 1);
+}
+inline constexpr uint64_t kRollbackUntracked = 0;
+inline constexpr uint64_t kRollbackTracked = uint64_t(1) << 32;
 inline constexpr off_t kLockOffset = 0;
 inline constexpr off_t kLockLength = 1;
 

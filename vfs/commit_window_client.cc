@@ -141,6 +141,15 @@ bool CommitWindowClient::CaptureArmed(uint32_t slot, uint64_t generation) {
   return Word(window::kGenerationOffset) == generation;
 }
 
+std::optional<uint64_t> CommitWindowClient::RollbackCaptured(uint32_t slot, uint64_t generation) {
+  if (slot == 0 || slot > window::kCaptureSlots || !Map()) return std::nullopt;
+  // The word first, as in CaptureArmed: a later sidecar bumps the
+  // generation before it publishes any word.
+  const uint64_t word = Word(window::RollbackCapturedOffset(slot));
+  if (Word(window::kGenerationOffset) != generation) return std::nullopt;
+  return word;
+}
+
 void CommitWindowClient::Leave() {
   if (!entered_ || pid_ != CurrentPid()) return;
   SetLock(fd_, F_UNLCK);

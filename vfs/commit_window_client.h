@@ -42,6 +42,11 @@ class CommitWindowClient {
   // slot was named under it; a restarted sidecar bumps it). Call after the
   // commit is published in the wal-index: a full fence orders the two.
   bool CaptureArmed(uint32_t slot, uint64_t generation);
+  // The rollback-captured word of capture slot `slot` (commit_window.h),
+  // nullopt when the approvals generation is no longer `generation` (a
+  // restarted sidecar may have given the slot to another database) or
+  // there is no window.
+  std::optional<uint64_t> RollbackCaptured(uint32_t slot, uint64_t generation);
 
   // Releases the lock taken by a successful Enter (no-op otherwise).
   void Leave();

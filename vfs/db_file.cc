@@ -2,6 +2,7 @@
 #include "vfs/db_file.h"
 
 #include <strings.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -22,6 +23,11 @@ namespace {
 // page of the transaction, so a large one may take a while.
 constexpr int kBeginTimeoutMs = 5000;
 constexpr int kCommitTimeoutMs = 10 * 60 * 1000;
+constexpr uint64_t kMaxPostedCommitBytes = 4 << 20;
+// A writer polls the rollback-captured word this many times, this far apart,
+// before it asks the sidecar (AwaitCapture).
+constexpr unsigned kCapturePolls = 50;
+constexpr unsigned kCapturePollMicros = 20;
 
 // wal-index lock slots (xShmLock offsets).
 constexpr int kShmWriteLock = 0;
@@ -54,7 +60,18 @@ struct DbFileState {
   // last approval (0: none).
   uint32_t capture_slot = 0;
   bool synced = false;  // the app fsynced the database since the last commit
+  // This write transaction made sure the last rollback-mode commit is
+  // captured before its first write to the database (AwaitEarlierCapture),
+  // and the file's change counter then.
+  bool capture_checked = false;
+  std::optional<uint32_t> counter_before;
   bool exclusive_locking = false;  // PRAGMA locking_mode=EXCLUSIVE on this connection
+  // A rollback-mode commit was handed over without waiting since this
+  // connection last made sure its commits were captured.
+  bool posted_rollback_commit = false;
+  // PRAGMA synchronous=EXTRA: SQLite makes each rollback-mode commit durable
+  // before COMMIT returns, so the app waits for the capture too.
+  bool synchronous_extra = false;
   wire::RangeSet dirty;
   unsigned shm_read_locks = 0;  // bit per WAL read slot held by this handle
 
@@ -158,6 +175,14 @@ void LeaveCommitWindow(DbFileState& s) {
   s.window.Leave();
 }
 
+void EndTransaction(DbFileState& s) {
+  s.begun = false;
+  s.synced = false;
+  s.capture_checked = false;
+  s.counter_before.reset();
+  s.dirty.Clear();
+}
+
 void EndWrite(DbFileState& s) {
   LeaveCommitWindow(s);
   if (s.begun && s.link.has_page()) {
@@ -168,18 +193,14 @@ void EndWrite(DbFileState& s) {
     req.text = s.name;
     s.link.Post(req);
   }
-  s.begun = false;
-  s.synced = false;
-  s.dirty.Clear();
+  EndTransaction(s);
 }
 
 // The write transaction ended with a Commit, on the sidecar too.
 void CommitSent(DbFileState& s) {
   s.link.Writing(false);
   LeaveCommitWindow(s);
-  s.begun = false;
-  s.synced = false;
-  s.dirty.Clear();
+  EndTransaction(s);
 }
 
 void SendCommit(DbFileState& s, const wire::Message& req) {
@@ -195,12 +216,104 @@ void SendCommit(DbFileState& s, const wire::Message& req) {
   CommitSent(s);
 }
 
+bool FileIsWal(sqlite3_file* real);
+
+// The database header's file change counter, which every rollback-mode
+// commit increments; false for a file too short to have one.
+bool ReadChangeCounter(sqlite3_file* real, uint32_t* counter) {
+  unsigned char b[4];
+  if (real->pMethods->xRead(real, b, 4, 24) != SQLITE_OK) return false;
+  *counter = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
+  return true;
+}
+
+// Whether the sidecar has captured the database file's last rollback-mode
+// commit, which its app may have handed over without waiting
+// (MayPostRollbackCommit). The sidecar publishes the change counter of the
+// last commit it captured; the file shows the last commit's. Usually they
+// match and this costs one read; a capture under way is waited for a
+// moment. nullopt when the word cannot tell: approvals were withdrawn since
+// this connection read its slot (a restarted sidecar numbers its slots
+// anew), or the counters still differ — a capture taking longer, or a
+// commit made without liblitefs — so the sidecar must be asked.
+std::optional<bool> PollCapturedCounter(sqlite3_file* real, DbFileState& s) {
+  if (s.capture_slot == 0) return true;  // no slot: every commit of the database waits
+  uint32_t counter = 0;
+  if (!ReadChangeCounter(real, &counter)) return true;  // nothing committed yet
+  for (unsigned round = 0; round < kCapturePolls; round++) {
+    std::optional<uint64_t> word =
+        s.approved_generation ? s.window.RollbackCaptured(s.capture_slot, *s.approved_generation)
+                              : std::nullopt;
+    if (!word) return std::nullopt;
+    if (*word == window::kRollbackUntracked || uint32_t(*word) == counter) return true;
+    if (!s.link.PeerAlive()) return false;
+    usleep(kCapturePollMicros);
+  }
+  return std::nullopt;
+}
+
+// Waits until the database file's last rollback-mode commit is captured:
+// before a write transaction first writes the file (nothing may overwrite
+// the commit's pages before), and when a connection that handed commits
+// over closes (`<db>-pos` then names them). False if the sidecar is away,
+// never answered or could not tell.
+bool AwaitCapture(sqlite3_file* real, DbFileState& s) {
+  std::optional<bool> captured = PollCapturedCounter(real, s);
+  if (captured) return *captured;
+  // The sidecar answers once the captures of the commits handed over so far
+  // are done: at once when none is (the file was changed without liblitefs).
+  wire::Message req;
+  req.type = wire::MsgType::kAwaitCapture;
+  req.text = s.name;
+  Result<wire::Message> reply = s.link.Call(req, kCommitTimeoutMs, /*may_reconnect=*/false);
+  return reply.ok() && reply->type == wire::MsgType::kOk;
+}
+
+// Never refuses the write (SQLite does not retry a failed write as it
+// retries a busy lock): without a sidecar to capture it, the last commit is
+// recorded by the next sidecar's recovery (docs/recovery.md).
+void AwaitEarlierCapture(sqlite3_file* real, DbFileState& s) {
+  s.capture_checked = true;
+  s.posted_rollback_commit = false;
+  uint32_t counter = 0;
+  if (ReadChangeCounter(real, &counter)) s.counter_before = counter;
+  if (!AwaitCapture(real, s)) {
+    LogWarning(SQLITE_WARNING, "writing %s before the sidecar captured its last commit (the sidecar "
+               "is away); its recovery will record that commit", s.name.c_str());
+  }
+}
+
+// A rollback-mode commit may be handed over without waiting when the
+// sidecar tracks the database's captured commits (the next writer then
+// waits in AwaitEarlierCapture instead), unless the app asked for each
+// commit to be durable when COMMIT returns (synchronous=EXTRA,
+// LITEFS_WAIT_FOR_CAPTURE), the commit leaves the change counter as it was,
+// switches the database to WAL, or it
+// is large (its capture takes long: the app that made it waits for it
+// rather than its next writer).
+bool MayPostRollbackCommit(sqlite3_file* real, DbFileState& s) {
+  if (s.wait_for_capture || s.synchronous_extra || !s.link.connected() || !s.approved_generation) {
+    return false;
+  }
+  uint64_t bytes = 0;
+  for (const wire::ByteRange& r : s.dirty.Normalized()) bytes += r.length;
+  if (bytes > kMaxPostedCommitBytes) return false;
+  // The next writer tells this commit by its change counter: one that left
+  // it as it was (locking_mode=EXCLUSIVE bumps it once per lock) waits.
+  uint32_t counter = 0;
+  if (!s.counter_before || !ReadChangeCounter(real, &counter) || counter == *s.counter_before) {
+    return false;
+  }
+  std::optional<uint64_t> word = s.window.RollbackCaptured(s.capture_slot, *s.approved_generation);
+  return word && *word != window::kRollbackUntracked && !FileIsWal(real);
+}
+
 // Hands the committed transaction to the sidecar. The commit point has
 // passed, so the transaction is durable in the database whatever happens
 // here; if the sidecar cannot record it, its recovery will (the database
 // checksum no longer matches its position), so the app is not told about a
 // failure of something that did commit.
-void CommitWrite(DbFileState& s) {
+void CommitWrite(sqlite3_file* real, DbFileState& s) {
   if (s.dirty.empty()) {
     EndWrite(s);
     return;
@@ -210,6 +323,13 @@ void CommitWrite(DbFileState& s) {
   req.text = s.name;
   req.flags = s.synced ? wire::kCommitSynced : 0;
   req.ranges = s.dirty.Normalized();
+  if (MayPostRollbackCommit(real, s)) {
+    req.flags |= wire::kCommitAsync;
+    s.link.Post(req);
+    s.posted_rollback_commit = true;
+    CommitSent(s);
+    return;
+  }
   SendCommit(s, req);
 }
 
@@ -316,6 +436,8 @@ int CheckPragma(sqlite3_file* real, DbFileState& s, char** args) {
     if (strcasecmp(value, "wal") == 0 && s.exclusive_locking) {
       return RefusePragma(s, args, "journal_mode=WAL with locking_mode=EXCLUSIVE is not supported");
     }
+  } else if (strcasecmp(pragma, "synchronous") == 0) {
+    s.synchronous_extra = strcasecmp(value, "extra") == 0 || strcmp(value, "3") == 0;
   } else if (strcasecmp(pragma, "locking_mode") == 0) {
     if (strcasecmp(value, "exclusive") == 0) {
       if (FileIsWal(real)) {
@@ -332,6 +454,9 @@ int CheckPragma(sqlite3_file* real, DbFileState& s, char** args) {
 int Close(sqlite3_file* f) {
   DbFileState* s = Cast(f)->state;
   EndWrite(*s);
+  // Like the flush of a closing WAL connection: once the app closes the
+  // database, `<db>-pos` names its last commit.
+  if (s->posted_rollback_commit) (void)AwaitCapture(Real(f), *s);
   int rc = Real(f)->pMethods->xClose(Real(f));
   delete s;
   Cast(f)->state = nullptr;
@@ -342,14 +467,23 @@ int Read(sqlite3_file* f, void* buf, int amt, sqlite3_int64 off) {
   return Real(f)->pMethods->xRead(Real(f), buf, amt, off);
 }
 
+// A write transaction's first change to the database file (rollback mode;
+// in WAL mode only checkpoints write it, outside write transactions).
+bool FirstChangeInTransaction(const DbFileState& s) {
+  return s.begun && s.lock >= SQLITE_LOCK_RESERVED && !s.capture_checked;
+}
+
 int Write(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
-  int rc = Real(f)->pMethods->xWrite(Real(f), buf, amt, off);
   DbFileState& s = State(f);
+  if (FirstChangeInTransaction(s)) AwaitEarlierCapture(Real(f), s);
+  int rc = Real(f)->pMethods->xWrite(Real(f), buf, amt, off);
   if (rc == SQLITE_OK && s.lock >= SQLITE_LOCK_RESERVED) s.dirty.Add(uint64_t(off), uint64_t(amt));
   return rc;
 }
 
 int Truncate(sqlite3_file* f, sqlite3_int64 size) {
+  DbFileState& s = State(f);
+  if (FirstChangeInTransaction(s)) AwaitEarlierCapture(Real(f), s);
   return Real(f)->pMethods->xTruncate(Real(f), size);
 }
 
@@ -429,7 +563,7 @@ int FileControl(sqlite3_file* f, int op, void* arg) {
       break;
     case SQLITE_FCNTL_COMMIT_PHASETWO: {
       int rc = Real(f)->pMethods->xFileControl(Real(f), op, arg);
-      CommitWrite(s);
+      CommitWrite(Real(f), s);
       return rc == SQLITE_NOTFOUND ? SQLITE_OK : rc;
     }
     default:

@@ -3,11 +3,13 @@ mode and synchronous level, operations that rewrite or shrink the file,
 exclusive locking, mmap, temp databases, and several processes and threads
 writing one database."""
 
+import select
+import signal
 import subprocess
 
 import pytest
 
-from litefs_cluster import PYTHON, logical_bytes, logical_checksum
+from litefs_cluster import PYTHON, logical_bytes, logical_checksum, wait_for
 
 
 def assert_converged(cluster, db):
@@ -154,6 +156,103 @@ for t in threads: t.join()
     # One LTX file per commit, each continuing the previous checksum.
     ltx_dir = p.dir / ".litefs" / "dbs" / "app.db" / "ltx"
     assert len(list(ltx_dir.glob("*.ltx"))) == 401
+    # Each capture found exactly its commit's pages: no writer overwrote a
+    # commit whose app did not wait for its capture.
+    assert "recording every page" not in p.log_text()
+
+
+# A writer that keeps its connection open and commits one row per line it
+# reads, printing "committed <row>" once COMMIT has returned.
+KEPT_WRITER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+db.execute("PRAGMA synchronous=" + sys.argv[2])
+for line in sys.stdin:
+    db.execute("INSERT INTO t VALUES (?)", (line.strip(),))
+    print("committed", line.strip(), flush=True)
+"""
+
+
+def txid_of(node, db="app.db"):
+    return int(node.pos(db).split("/")[0], 16)
+
+
+class KeptWriter:
+    def __init__(self, node, db, sync="FULL", env=None):
+        self.proc = subprocess.Popen([PYTHON, "-u", "-c", KEPT_WRITER, str(node.path(db)), sync],
+                                     env=env or node.env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def commit(self, row):
+        self.proc.stdin.write(row + "\n")
+        self.proc.stdin.flush()
+
+    def committed(self, timeout):
+        """What the writer printed next, or None if nothing within `timeout` s."""
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return self.proc.stdout.readline().strip() if ready else None
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        err = self.proc.stderr.read()
+        assert self.proc.returncode == 0, err
+
+
+def test_commit_returns_before_its_capture_and_the_next_write_waits_for_it(cluster):
+    """A rollback-mode COMMIT does not wait for the sidecar; the next write
+    transaction does, before it overwrites anything, until the sidecar has
+    captured the previous commit's pages."""
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
+    before = assert_converged(cluster, "app.db") + 1
+    w = KeptWriter(p, "app.db")
+    try:
+        w.commit("a1")
+        assert w.committed(30) == "committed a1"
+        wait_for(lambda: txid_of(p) == before, what="the capture of a1")
+        p.proc.send_signal(signal.SIGSTOP)
+        try:
+            w.commit("a2")
+            assert w.committed(30) == "committed a2"  # with the sidecar stopped
+            w.commit("a3")
+            assert w.committed(1.5) is None  # a2 is not captured: a3 must not overwrite it
+        finally:
+            p.proc.send_signal(signal.SIGCONT)
+        assert w.committed(30) == "committed a3"
+    finally:
+        w.close()
+    assert assert_converged(cluster, "app.db") == before + 2
+    assert replica_query(cluster, "app.db", "SELECT group_concat(x) FROM t") == "a1,a2,a3"
+    assert "recording every page" not in p.log_text()
+
+
+@pytest.mark.parametrize("sync,wait_for_capture", [("EXTRA", None), ("FULL", "1")])
+def test_synchronous_extra_or_wait_for_capture_keep_commit_waiting(cluster, sync, wait_for_capture):
+    """With synchronous=EXTRA (SQLite makes every commit durable before it
+    returns) or LITEFS_WAIT_FOR_CAPTURE=1, COMMIT returns once the sidecar
+    has captured the transaction: `<db>-pos` names it by then."""
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
+    before = assert_converged(cluster, "app.db") + 1
+    env = p.env()
+    if wait_for_capture:
+        env["LITEFS_WAIT_FOR_CAPTURE"] = wait_for_capture
+    w = KeptWriter(p, "app.db", sync, env)
+    try:
+        w.commit("a1")
+        assert w.committed(30) == "committed a1"
+        assert txid_of(p) == before
+        p.proc.send_signal(signal.SIGSTOP)
+        try:
+            w.commit("a2")
+            assert w.committed(1.5) is None
+        finally:
+            p.proc.send_signal(signal.SIGCONT)
+        assert w.committed(30) == "committed a2"
+        assert txid_of(p) == before + 1
+    finally:
+        w.close()
 
 
 def test_renaming_the_database_away_replicates_as_a_deletion(cluster, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from litefs_cluster import wait_for
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 HELLO, BEGIN, OK = 1, 2, 0x81
 WRITING, COMMITTING = 8, 16  # word offsets in the page
 

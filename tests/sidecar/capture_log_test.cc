@@ -108,5 +108,22 @@ TEST_CASE("a log whose creation was cut short is created again") {
   CHECK(CopiesIn(path, 32 << 10).size() == 1);
 }
 
+TEST_CASE("a copy whose flush is deferred is in the log, and Flush makes it durable") {
+  TempDir dir;
+  const std::string path = dir / "ltx-copies";
+  const uint64_t capacity = 64 << 10;
+  CaptureLog log(path, capacity);
+  REQUIRE(log.Flush().ok());  // nothing to flush yet
+  REQUIRE(*log.Append(WriteFile(dir, "a", "flushed"), /*flush=*/true));
+  REQUIRE(*log.Append(WriteFile(dir, "b", "deferred"), /*flush=*/false));
+  REQUIRE(*log.Append(WriteFile(dir, "c", std::string(5000, 'c')), /*flush=*/false));
+  std::vector<std::string> copies = CopiesIn(path, capacity);
+  REQUIRE(copies.size() == 3);
+  CHECK(copies[1] == "deferred");
+  CHECK(copies[2] == std::string(5000, 'c'));
+  REQUIRE(log.Flush().ok());
+  CHECK(CopiesIn(path, capacity).size() == 3);
+}
+
 }  // namespace
 }  // namespace litefs

@@ -48,6 +48,11 @@ std::vector<Message> SampleMessages() {
   out.push_back(m);
 
   m = Message{};
+  m.type = MsgType::kAwaitCapture;
+  m.text = "app.db";
+  out.push_back(m);
+
+  m = Message{};
   m.type = MsgType::kBegun;
   m.text = "app.db";
   out.push_back(m);
@@ -281,7 +286,7 @@ TEST_CASE("malformed frames are errors") {
     CHECK(r.message().find("malformed message of type 2") != std::string::npos);
   }
   SUBCASE("unknown type") {
-    for (uint8_t t : {uint8_t(0), uint8_t(6), uint8_t(0x80), uint8_t(0x85), uint8_t(0xff)}) {
+    for (uint8_t t : {uint8_t(0), uint8_t(7), uint8_t(0x80), uint8_t(0x85), uint8_t(0xff)}) {
       CAPTURE(int(t));
       Result<bool> r = NextOf(Frame(std::string(1, char(t)) + std::string(16, '\0')));
       REQUIRE_FALSE(r.ok());
