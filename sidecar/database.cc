@@ -784,7 +784,10 @@ Result<ltx::Pos> Database::CaptureRollback(const std::vector<wire::ByteRange>& r
   struct stat st;
   if (fstat(fd->get(), &st) != 0) return fs::ErrnoError("stat", db_path_);
   bool all_pages = ReplacedFile(st.st_ino);
-  if (!all_pages && last_change_counter_ != 0 &&
+  // Each commit bumps the counter by one, except under locking_mode=
+  // EXCLUSIVE, which bumps it once per lock (and no one else can commit
+  // while the lock is held).
+  if (!all_pages && last_change_counter_ != 0 && shape->change_counter != last_change_counter_ &&
       shape->change_counter != last_change_counter_ + 1) {
     // Someone committed without the capture (a process without liblitefs,
     // a statically linked SQLite): record every page so nothing is missed.
