@@ -64,7 +64,7 @@ struct DbFileState {
   // captured before its first write to the database (AwaitEarlierCapture),
   // and the file's change counter then.
   bool capture_checked = false;
-  std::optional<uint32_t> counter_before;
+  std::optional<uint32_t> counter_before;  // set by AwaitCapture
   bool exclusive_locking = false;  // PRAGMA locking_mode=EXCLUSIVE on this connection
   // A rollback-mode commit was handed over without waiting since this
   // connection last made sure its commits were captured.
@@ -236,10 +236,8 @@ bool ReadChangeCounter(sqlite3_file* real, uint32_t* counter) {
 // this connection read its slot (a restarted sidecar numbers its slots
 // anew), or the counters still differ — a capture taking longer, or a
 // commit made without liblitefs — so the sidecar must be asked.
-std::optional<bool> PollCapturedCounter(sqlite3_file* real, DbFileState& s) {
+std::optional<bool> PollCapturedCounter(DbFileState& s, uint32_t counter) {
   if (s.capture_slot == 0) return true;  // no slot: every commit of the database waits
-  uint32_t counter = 0;
-  if (!ReadChangeCounter(real, &counter)) return true;  // nothing committed yet
   for (unsigned round = 0; round < kCapturePolls; round++) {
     std::optional<uint64_t> word =
         s.approved_generation ? s.window.RollbackCaptured(s.capture_slot, *s.approved_generation)
@@ -258,7 +256,10 @@ std::optional<bool> PollCapturedCounter(sqlite3_file* real, DbFileState& s) {
 // over closes (`<db>-pos` then names them). False if the sidecar is away,
 // never answered or could not tell.
 bool AwaitCapture(sqlite3_file* real, DbFileState& s) {
-  std::optional<bool> captured = PollCapturedCounter(real, s);
+  uint32_t counter = 0;
+  if (!ReadChangeCounter(real, &counter)) return true;  // nothing committed yet
+  s.counter_before = counter;
+  std::optional<bool> captured = PollCapturedCounter(s, counter);
   if (captured) return *captured;
   // The sidecar answers once the captures of the commits handed over so far
   // are done: at once when none is (the file was changed without liblitefs).
@@ -275,8 +276,6 @@ bool AwaitCapture(sqlite3_file* real, DbFileState& s) {
 void AwaitEarlierCapture(sqlite3_file* real, DbFileState& s) {
   s.capture_checked = true;
   s.posted_rollback_commit = false;
-  uint32_t counter = 0;
-  if (ReadChangeCounter(real, &counter)) s.counter_before = counter;
   if (!AwaitCapture(real, s)) {
     LogWarning(SQLITE_WARNING, "writing %s before the sidecar captured its last commit (the sidecar "
                "is away); its recovery will record that commit", s.name.c_str());
@@ -287,10 +286,9 @@ void AwaitEarlierCapture(sqlite3_file* real, DbFileState& s) {
 // sidecar tracks the database's captured commits (the next writer then
 // waits in AwaitEarlierCapture instead), unless the app asked for each
 // commit to be durable when COMMIT returns (synchronous=EXTRA,
-// LITEFS_WAIT_FOR_CAPTURE), the commit leaves the change counter as it was,
-// switches the database to WAL, or it
-// is large (its capture takes long: the app that made it waits for it
-// rather than its next writer).
+// LITEFS_WAIT_FOR_CAPTURE), or the commit leaves the change counter as it
+// was, switches the database to WAL or is large (its capture takes long: the
+// app that made it waits for it rather than its next writer).
 bool MayPostRollbackCommit(sqlite3_file* real, DbFileState& s) {
   if (s.wait_for_capture || s.synchronous_extra || !s.link.connected() || !s.approved_generation) {
     return false;
