@@ -339,9 +339,10 @@ void CommitServer::Handle(Conn* conn, wire::Message msg) {
     }
 
     case wire::MsgType::kAwaitCapture: {
-      // Waiting before the check: it reads the other connections' messages
-      // (ReadPendingMessages), and this one's next must wait for the answer.
+      // Waiting before reading the other connections' messages: this one's
+      // next must wait for the answer.
       conn->waiting = true;
+      ReadPendingMessages();
       Database* db = store_.Find(msg.text);
       if (!db || db->RollbackCommitsCaptured()) {
         if (!Resume(conn)) return;

@@ -31,7 +31,8 @@ class CommitServer {
   // Reads every message the apps have sent so far and handles it, without
   // waiting for the loop to report their sockets readable: a rollback-mode
   // commit handed over without waiting is then known to its database
-  // (Database::RollbackCommitsCaptured).
+  // (Database::RollbackCommitsCaptured). Store calls it through
+  // SetCommitMessageReader.
   void ReadPendingMessages();
 
   // Binds the socket; refuses when another sidecar is serving it.

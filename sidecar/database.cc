@@ -511,7 +511,6 @@ void Database::PublishRollbackCaptured() {
 }
 
 bool Database::RollbackCommitsCaptured() {
-  if (env_.read_pending_commit_messages) env_.read_pending_commit_messages();
   if (rollback_captures_running_ == 0) return true;
   // Or the last one published its counter and has yet to report back.
   const uint64_t word = rollback_captured_word_.load();

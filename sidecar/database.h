@@ -54,9 +54,6 @@ struct DatabaseEnv {
   // before its next write transaction (vfs/commit_window.h), because an
   // approval given earlier may no longer hold.
   std::function<void()> withdraw_write_approvals;
-  // Loop thread; optional: reads and handles every message the apps have
-  // sent on the commit socket so far (CommitServer::ReadPendingMessages).
-  std::function<void()> read_pending_commit_messages;
 };
 
 // One change of a database's position, as GET /events reports it.
@@ -134,11 +131,11 @@ class Database {
   void Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done);
 
   // Loop thread. True unless a rollback-mode commit whose app did not wait
-  // is still being captured — once the messages the apps sent so far are
-  // read: such a commit's message was sent before its app let go of the
-  // database, so before anyone else could write it or an HTTP response
-  // reach the proxy. `WhenRollbackCommitsCaptured` runs `fn` then: at once,
-  // or when those captures finished.
+  // is still being captured. Callers first read the messages the apps sent
+  // so far (CommitServer::ReadPendingMessages): such a commit's message was
+  // sent before its app let go of the database, so before anyone else could
+  // write it or an HTTP response reach the proxy. `WhenRollbackCommitsCaptured`
+  // runs `fn` then: at once, or when those captures finished.
   bool RollbackCommitsCaptured();
   void WhenRollbackCommitsCaptured(std::function<void()> fn);
 

@@ -18,9 +18,6 @@ std::string FormatNodeId(uint64_t id) {
 
 Store::Store(const DatabaseEnv& env) : env_(env) {
   env_.withdraw_write_approvals = [this] { WithdrawWriteApprovals(); };
-  env_.read_pending_commit_messages = [this] {
-    if (read_commit_messages_) read_commit_messages_();
-  };
   Result<std::string> id = fs::ReadFile(env_.data_dir + "/clusterid");
   if (id.ok()) {
     std::string v = *id;
@@ -114,11 +111,12 @@ void Store::CaptureCommittedIn(const std::function<bool(const Database&)>& which
   auto one_done = [left, done = std::move(done)] {
     if (--*left == 0) done();
   };
+  // Rollback-mode commits whose apps did not wait are captured first; their
+  // messages may not even be read yet.
+  if (read_commit_messages_) read_commit_messages_();
   for (auto& [name, db] : dbs_) {
     if (!which(*db)) continue;
     ++*left;
-    // Rollback-mode commits whose apps did not wait are captured first
-    // (their messages may not even be read yet).
     Database* d = db.get();
     d->WhenRollbackCommitsCaptured([d, sync, one_done] { d->CaptureCommitted(sync, one_done); });
   }

@@ -89,7 +89,7 @@ class Store {
   // wrote: the databases apps write record what they committed so far (WAL
   // commits the app did not sync are not waited for). At once elsewhere.
   void CaptureCommittedByApps(std::function<void()> done);
-  // How databases read the commit messages apps have sent so far
+  // How to read the commit messages apps have sent so far
   // (CommitServer::ReadPendingMessages); none without a commit server.
   void SetCommitMessageReader(std::function<void()> fn) { read_commit_messages_ = std::move(fn); }
   // After CloseCommitWindow(): true once no app is between its window check

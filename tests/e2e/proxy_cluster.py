@@ -29,13 +29,14 @@ def proxy_config(proxy_port, app_port, extra=""):
 
 
 class ProxyNode(Node):
-    def __init__(self, root, name, port, primary_port, candidate, with_app=True, proxy_extra=""):
+    def __init__(self, root, name, port, primary_port, candidate, with_app=True, proxy_extra="",
+                 app_env=None):
         self.proxy_port = free_port()
         self.app_port = free_port()
         exec_args = [PYTHON, str(APP), str(self.app_port)] if with_app else None
         super().__init__(root, name, port, primary_port, candidate,
                          extra_config=proxy_config(self.proxy_port, self.app_port, proxy_extra),
-                         exec_args=exec_args, env={"NODE_NAME": name})
+                         exec_args=exec_args, env={"NODE_NAME": name, **(app_env or {})})
         self.with_app = with_app
 
     def start(self, wait=True):
@@ -62,10 +63,11 @@ class ProxyNode(Node):
 
 
 class ProxyCluster:
-    def __init__(self, root, replica_extra=""):
+    def __init__(self, root, replica_extra="", app_env=None):
         pport = free_port()
-        self.primary = ProxyNode(root, "primary", pport, pport, True)
-        self.replica = ProxyNode(root, "replica", free_port(), pport, False, proxy_extra=replica_extra)
+        self.primary = ProxyNode(root, "primary", pport, pport, True, app_env=app_env)
+        self.replica = ProxyNode(root, "replica", free_port(), pport, False, proxy_extra=replica_extra,
+                                 app_env=app_env)
         self.nodes = [self.primary, self.replica]
 
     def start(self):

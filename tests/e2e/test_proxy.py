@@ -51,6 +51,24 @@ def test_write_on_the_replica_is_forwarded_and_read_back_there(pc, tmp_path):
     assert "hello from the replica" in messages(pc.replica, "-b", str(jar))
 
 
+def test_read_your_writes_with_a_rollback_journal(tmp_path):
+    """The example app in DELETE mode: its commits are handed over without
+    waiting, yet each forwarded write's cookie names its own TXID and the
+    replica serves it back."""
+    c = ProxyCluster(tmp_path, app_env={"JOURNAL_MODE": "delete"}).start()
+    try:
+        assert c.primary.path(DB).read_bytes()[18:20] == b"\x01\x01"  # a rollback journal
+        jar = tmp_path / "jar"
+        for i in range(5):
+            r = curl("-c", str(jar), "-b", str(jar), "-d", f"text=rollback {i}", f"{c.replica.url}/messages")
+            assert r.status == 303, r.body
+            token = [x for x in r.all("Set-Cookie") if x.startswith("__txid=")][0]
+            assert int(token[len("__txid="):len("__txid=") + 16], 16) == local_txid(c.primary)
+            assert f"rollback {i}" in messages(c.replica, "-b", str(jar))
+    finally:
+        c.stop()
+
+
 def test_read_with_a_future_txid_waits_until_the_replica_has_it(pc):
     want = local_txid(pc.primary) + 1
     token = f"{DB}={want:016x}"
