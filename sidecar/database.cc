@@ -500,9 +500,6 @@ void Database::FlushCopiesWhenIdle() {
 }
 
 void Database::PublishRollbackCaptured() {
-  const uint64_t word = last_change_counter_ != 0 ? window::kRollbackTracked | last_change_counter_
-                                                  : window::kRollbackUntracked;
-  rollback_captured_word_.store(word);
   std::lock_guard<std::mutex> lock(mu_);
   if (capture_window_) {
     capture_window_->PublishRollbackCaptured(
@@ -510,16 +507,7 @@ void Database::PublishRollbackCaptured() {
   }
 }
 
-bool Database::RollbackCommitsCaptured() {
-  if (rollback_captures_running_ == 0) return true;
-  // Or the last one published its counter and has yet to report back.
-  const uint64_t word = rollback_captured_word_.load();
-  if (word == window::kRollbackUntracked) return false;
-  Result<fs::UniqueFd> fd = fs::Open(db_path_, O_RDONLY);
-  if (!fd.ok()) return false;
-  Result<DbShape> shape = ReadDbShape(fd->get(), db_path_);
-  return shape.ok() && shape->change_counter == uint32_t(word);
-}
+bool Database::RollbackCommitsCaptured() const { return rollback_captures_running_ == 0; }
 
 void Database::WhenRollbackCommitsCaptured(std::function<void()> fn) {
   if (RollbackCommitsCaptured()) return fn();

@@ -11,7 +11,6 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -34,7 +33,6 @@
 #include "sidecar/strand.h"
 #include "sidecar/wal_checkpoint.h"
 #include "vfs/commit_protocol.h"
-#include "vfs/commit_window.h"
 
 namespace litefs {
 
@@ -136,7 +134,7 @@ class Database {
   // sent before its app let go of the database, so before anyone else could
   // write it or an HTTP response reach the proxy. `WhenRollbackCommitsCaptured`
   // runs `fn` then: at once, or when those captures finished.
-  bool RollbackCommitsCaptured();
+  bool RollbackCommitsCaptured() const;
   void WhenRollbackCommitsCaptured(std::function<void()> fn);
 
   // Replica: verifies the received LTX file at `tmp_path`, checks that it
@@ -277,8 +275,6 @@ class Database {
   // Shows last_change_counter_ to the apps (strand): the database's
   // rollback-captured word in the commit window.
   void PublishRollbackCaptured();
-  // The word last published (atomic: read on the loop thread).
-  std::atomic<uint64_t> rollback_captured_word_{window::kRollbackUntracked};
   // Whether the capture log is on the database's device (strand-owned, known
   // after the first rollback capture): a commit's copy may then wait for the
   // app's next flush (capture_durability.h).

@@ -9,6 +9,7 @@
 #include <new>
 #include <optional>
 
+#include "ltx/io.h"
 #include "vfs/commit_protocol.h"
 #include "vfs/commit_window.h"
 #include "vfs/commit_window_client.h"
@@ -216,14 +217,19 @@ void SendCommit(DbFileState& s, const wire::Message& req) {
   CommitSent(s);
 }
 
-bool FileIsWal(sqlite3_file* real);
+// True if the database file says WAL mode (header bytes 18/19 = 2).
+bool FileIsWal(sqlite3_file* real) {
+  unsigned char v[2] = {0, 0};
+  if (real->pMethods->xRead(real, v, 2, 18) != SQLITE_OK) return false;
+  return v[0] == 2 || v[1] == 2;
+}
 
 // The database header's file change counter, which every rollback-mode
 // commit increments; false for a file too short to have one.
 bool ReadChangeCounter(sqlite3_file* real, uint32_t* counter) {
-  unsigned char b[4];
+  uint8_t b[4];
   if (real->pMethods->xRead(real, b, 4, 24) != SQLITE_OK) return false;
-  *counter = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
+  *counter = io::LoadBE32(b);
   return true;
 }
 
@@ -401,13 +407,6 @@ void CommitWalWrite(sqlite3_file* real, DbFileState& s) {
     req.flags |= wire::kCommitAsync;
     PostWalCommit(s, req);
   }
-}
-
-// True if the database file says WAL mode (header bytes 18/19 = 2).
-bool FileIsWal(sqlite3_file* real) {
-  unsigned char v[2] = {0, 0};
-  if (real->pMethods->xRead(real, v, 2, 18) != SQLITE_OK) return false;
-  return v[0] == 2 || v[1] == 2;
 }
 
 int RefusePragma(DbFileState& s, char** args, const char* why) {
