@@ -58,7 +58,7 @@ class Index {
 
   // Records that frames first_frame, first_frame+1, ... hold pages `pgnos`
   // (appended after `mx_frame`, the last frame readers may see). Each
-  // 32 KiB block is read and written once.
+  // 32 KiB block is read once and written once, if it changed.
   Status Append(uint32_t first_frame, std::span<const uint32_t> pgnos, uint32_t mx_frame) const;
 
   // Forgets everything: a zero-filled first block (readers that open it
@@ -70,9 +70,12 @@ class Index {
 
  private:
   Index(std::string path, fs::UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
-  Status EnsureBlock(uint32_t block) const;
+  class BlockBuffer;
+  Result<uint64_t> Size() const;
+  // Extends the file (of `size` bytes, updated) to hold `block`.
+  Status EnsureBlock(uint32_t block, uint64_t& size) const;
   // Removes hash entries of frames after `mx_frame` in its block.
-  Status CleanupAfter(uint32_t mx_frame) const;
+  Status CleanupAfter(uint32_t mx_frame, BlockBuffer& buf) const;
 
   std::string path_;
   fs::UniqueFd fd_;
