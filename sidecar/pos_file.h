@@ -1,18 +1,17 @@
 // `<dir>/<db>-pos`: the position file that LiteFS clients (litefs-js and
 // others) read with a plain open + read, rewritten after every commit.
 //
-// Readers must never see it torn or missing. Instead of creating a temp file
-// and renaming it over the old one at every commit (an inode allocation and
-// a free per commit, which ext4 makes expensive), two long-lived files take
-// turns: the new content is written into the spare `<dir>/.<db>-pos.next`,
-// then renameat2(RENAME_EXCHANGE) swaps the two names in one step.
+// Readers must never see it torn or missing. The file is rewritten in place
+// (one pwrite, no inode or directory change) under a write lease
+// (F_SETLEASE F_WRLCK), which the kernel grants only while no one else has
+// the file open, and which makes an open() of it wait until the lease is
+// released: no reader can be reading while the bytes change.
 //
-// The spare is the file readers saw as `-pos` one commit earlier; a reader
-// may still have it open. Before overwriting it the writer takes a write
-// lease (F_SETLEASE F_WRLCK), which the kernel grants only if no one else
-// has the file open, and which makes a later open of it wait until the
-// write is done. If the lease is refused, or the file system lacks leases or
-// RENAME_EXCHANGE, the file is replaced the old way (temp file + rename).
+// When the lease is refused (a reader has the file open) the new content
+// goes into the spare `<dir>/.<db>-pos.next` (under a lease of its own), and
+// renameat2(RENAME_EXCHANGE) swaps the two names in one step: the reader
+// keeps what it opened. Without leases or RENAME_EXCHANGE the file is
+// replaced the old way (temp file + rename).
 //
 // One writer per file (the database's strand). Lease breaks are signalled
 // with SIGIO, so the first PosFile sets SIGIO to ignored if it was default.
@@ -24,6 +23,7 @@
 #include <string_view>
 
 #include "ltx/status.h"
+#include "sidecar/fsutil.h"
 
 namespace litefs {
 
@@ -38,16 +38,20 @@ class PosFile {
   // its modification time. Not synced: the position is rebuilt by recovery.
   Status Write(std::string_view content, const struct timespec* mtime);
 
-  // How many writes fell back to temp file + rename (tests, diagnostics).
+  // How many writes swapped in the spare, and how many fell back to temp
+  // file + rename (tests, diagnostics).
+  uint64_t swaps() const { return swaps_; }
   uint64_t fallbacks() const { return fallbacks_; }
 
  private:
-  enum class Swap { kDone, kFallBack };
-  Result<Swap> WriteSpareAndSwap(std::string_view content, const struct timespec* mtime);
+  enum class Outcome { kDone, kFallBack };
+  Result<Outcome> WriteInPlace(std::string_view content, const struct timespec* mtime);
+  Result<Outcome> WriteSpareAndSwap(std::string_view content, const struct timespec* mtime);
 
   std::string path_;
   std::string spare_path_;
-  uint64_t fallbacks_ = 0;
+  fs::UniqueFd fd_;  // the file at path_, kept open between writes
+  uint64_t swaps_ = 0, fallbacks_ = 0;
 };
 
 }  // namespace litefs

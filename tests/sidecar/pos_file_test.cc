@@ -74,50 +74,82 @@ TEST_CASE("pos file: concurrent readers never see it torn, missing or going back
   CHECK(test::ReadText(dir / "db-pos") == PosText(3000));
 }
 
-TEST_CASE("pos file: a reader holding the previous file keeps its content") {
+TEST_CASE("pos file: a reader holding the file keeps its content") {
   TempDir dir;
   PosFile pos(dir / "db-pos");
   REQUIRE(pos.Write(PosText(1), nullptr).ok());
   REQUIRE(pos.Write(PosText(2), nullptr).ok());
+  const uint64_t created_by_swap = pos.swaps();  // the first write has nothing to rewrite
   int held = open((dir / "db-pos").c_str(), O_RDONLY | O_CLOEXEC);
   REQUIRE(held >= 0);
-  // The held file becomes the spare at the next write and would be
-  // overwritten at the one after: the lease must refuse that.
+  // The held file cannot be rewritten in place (the lease is refused): the
+  // spare is swapped in, and the held file, now the spare, is left alone.
   for (uint64_t txid = 3; txid <= 6; txid++) {
     REQUIRE(pos.Write(PosText(txid), nullptr).ok());
     CHECK(ReadAt(held) == PosText(2));
     CHECK(test::ReadText(dir / "db-pos") == PosText(txid));
   }
-  CHECK(pos.fallbacks() > 0);
+  CHECK(pos.swaps() == created_by_swap + 1);
+  CHECK(pos.fallbacks() == 0);
+  // The spare is still held at the next swap: then the old way.
+  int held_too = open((dir / "db-pos").c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(held_too >= 0);
+  REQUIRE(pos.Write(PosText(7), nullptr).ok());
+  CHECK(pos.fallbacks() == 1);
+  CHECK(ReadAt(held) == PosText(2));
+  CHECK(ReadAt(held_too) == PosText(6));
+  CHECK(test::ReadText(dir / "db-pos") == PosText(7));
   close(held);
-  // Once released, the two files take turns again without falling back.
-  uint64_t fallbacks = pos.fallbacks();
-  for (uint64_t txid = 7; txid <= 12; txid++) REQUIRE(pos.Write(PosText(txid), nullptr).ok());
+  close(held_too);
+  // Once released, the file is rewritten in place again.
+  const uint64_t swaps = pos.swaps(), fallbacks = pos.fallbacks();
+  for (uint64_t txid = 8; txid <= 12; txid++) REQUIRE(pos.Write(PosText(txid), nullptr).ok());
+  CHECK(pos.swaps() == swaps);
   CHECK(pos.fallbacks() == fallbacks);
   CHECK(test::ReadText(dir / "db-pos") == PosText(12));
 }
 
-TEST_CASE("pos file: the swap reuses two files, keeps mode and sets the mtime") {
+TEST_CASE("pos file: rewritten in place, keeping its inode and mode, with the mtime given") {
   TempDir dir;
   PosFile pos(dir / "db-pos");
   struct timespec mtime = {1700000000, 123000000};
   REQUIRE(pos.Write(PosText(1), &mtime).ok());
-  REQUIRE(pos.Write(PosText(2), &mtime).ok());
-  struct stat a, b;
+  const uint64_t created_by_swap = pos.swaps();
+  struct stat a;
   REQUIRE(stat((dir / "db-pos").c_str(), &a) == 0);
-  REQUIRE(stat(pos.spare_path().c_str(), &b) == 0);
-  REQUIRE(pos.Write(PosText(3), &mtime).ok());
-  struct stat a2, b2;
+  for (uint64_t txid = 2; txid <= 5; txid++) REQUIRE(pos.Write(PosText(txid), &mtime).ok());
+  struct stat a2;
   REQUIRE(stat((dir / "db-pos").c_str(), &a2) == 0);
-  REQUIRE(stat(pos.spare_path().c_str(), &b2) == 0);
-  CHECK(a2.st_ino == b.st_ino);  // exchanged, not recreated
-  CHECK(b2.st_ino == a.st_ino);
+  CHECK(a2.st_ino == a.st_ino);
   CHECK((a2.st_mode & 0777) == 0644);
   CHECK(a2.st_mtim.tv_sec == mtime.tv_sec);
   CHECK(a2.st_mtim.tv_nsec == mtime.tv_nsec);
+  CHECK(pos.swaps() == created_by_swap);
   CHECK(pos.fallbacks() == 0);
+  CHECK(test::ReadText(dir / "db-pos") == PosText(5));
+}
+
+TEST_CASE("pos file: deleted or replaced behind its back, it is written anew") {
+  TempDir dir;
+  PosFile pos(dir / "db-pos");
+  REQUIRE(pos.Write(PosText(1), nullptr).ok());
+  REQUIRE(pos.Write(PosText(2), nullptr).ok());
+  REQUIRE(unlink((dir / "db-pos").c_str()) == 0);
+  REQUIRE(pos.Write(PosText(3), nullptr).ok());
   CHECK(test::ReadText(dir / "db-pos") == PosText(3));
-  CHECK(test::ReadText(pos.spare_path()) == PosText(2));
+  REQUIRE(fs::WriteFileAtomic(dir / "db-pos", "someone else's\n", false, 0644, nullptr).ok());
+  REQUIRE(pos.Write(PosText(4), nullptr).ok());
+  CHECK(test::ReadText(dir / "db-pos") == PosText(4));
+  REQUIRE(pos.Write(PosText(5), nullptr).ok());
+  CHECK(test::ReadText(dir / "db-pos") == PosText(5));
+}
+
+TEST_CASE("pos file: a longer old content is cut to the new one") {
+  TempDir dir;
+  REQUIRE(fs::WriteFileAtomic(dir / "db-pos", PosText(1) + "trailing garbage\n", false, 0644, nullptr).ok());
+  PosFile pos(dir / "db-pos");
+  REQUIRE(pos.Write(PosText(2), nullptr).ok());
+  CHECK(test::ReadText(dir / "db-pos") == PosText(2));
 }
 
 }  // namespace
