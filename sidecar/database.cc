@@ -840,13 +840,7 @@ Result<ltx::Pos> Database::CaptureWal(const wire::WalFrames& f, ltx::Pos prev,
 
 // ---- replica: apply ---------------------------------------------------------
 
-void Database::ApplyReceived(std::string tmp_path, std::function<void(Status)> done) {
-  std::vector<std::string> one;
-  one.push_back(std::move(tmp_path));
-  ApplyReceived(std::move(one), std::move(done));
-}
-
-void Database::ApplyReceived(std::vector<std::string> tmp_paths, std::function<void(Status)> done) {
+void Database::ApplyReceived(std::vector<ReceivedLtx> files, std::function<void(Status)> done) {
   struct Outcome {
     Status status;
     size_t applied = 0;
@@ -854,11 +848,13 @@ void Database::ApplyReceived(std::vector<std::string> tmp_paths, std::function<v
   auto result = std::make_shared<Outcome>();
   const uint64_t start_ns = uv_hrtime();
   strand_.Post(
-      [this, result, tmp_paths = std::move(tmp_paths)] {
-        result->status = ApplyBatchJob(tmp_paths, result->applied);
+      [this, result, files = std::move(files)] {
+        result->status = ApplyBatchJob(files, result->applied);
         NoteAppliedWalEnd();
         if (!result->status.ok()) {
-          for (const std::string& p : tmp_paths) unlink(p.c_str());  // those not installed
+          for (const ReceivedLtx& f : files) {
+            if (!f.tmp_path.empty()) unlink(f.tmp_path.c_str());  // those not installed
+          }
         }
       },
       [this, result, start_ns, done = std::move(done)] {
@@ -885,10 +881,10 @@ void Database::ApplyReceived(std::vector<std::string> tmp_paths, std::function<v
       });
 }
 
-Status Database::ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t& applied) {
+Status Database::ApplyBatchJob(const std::vector<ReceivedLtx>& files, size_t& applied) {
   applied = 0;
   size_t next = 0;
-  while (next < tmp_paths.size()) {
+  while (next < files.size()) {
     // The longest run of plain transactions from here (no snapshot, no
     // deletion, the page size of the database), verified and checked to
     // continue one another.
@@ -896,8 +892,8 @@ Status Database::ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t
     Status stop;
     const bool wal = IsWalDatabase(db_path_);
     ltx::Pos at = pos();
-    for (size_t k = next; k < tmp_paths.size(); k++) {
-      Result<VerifiedLtx> ltx = ReadAndVerifyLtx(tmp_paths[k]);
+    for (size_t k = next; k < files.size(); k++) {
+      Result<VerifiedLtx> ltx = VerifyReceivedLtx(files[k]);
       if (!ltx.ok()) {
         stop = ltx.status();
         break;
@@ -912,23 +908,28 @@ Status Database::ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t
     // A rollback-mode run pays one journal and its syncs: worth it from two
     // files on. A WAL run of one still saves reading the file twice.
     if (run.size() >= (wal ? 1u : 2u)) {
-      std::vector<std::string> run_paths(tmp_paths.begin() + long(next), tmp_paths.begin() + long(next + run.size()));
       size_t n = 0;
-      Status st = ApplyRun(run_paths, run, wal, n);
+      Status st = ApplyRun(std::span(files).subspan(next, run.size()), run, wal, n);
       applied += n;
       next += n;
       if (!st.ok()) return st;
       continue;
     }
     if (run.empty() && !stop.ok()) return stop;
-    LITEFS_RETURN_IF_ERROR(ApplyJob(tmp_paths[next]));
+    LITEFS_RETURN_IF_ERROR(ApplyJob(files[next]));
     applied++;
     next++;
   }
   return Status();
 }
 
-Status Database::ApplyRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run, bool wal,
+Status Database::InstallReceived(const ReceivedLtx& file, ltx::TXIDRange range) {
+  // Not synced (replica_durability.h).
+  if (file.bytes) return log_.Put(range, file.bytes, /*sync=*/false);
+  return log_.Install(file.tmp_path, range, /*sync=*/false);
+}
+
+Status Database::ApplyRun(std::span<const ReceivedLtx> files, std::vector<VerifiedLtx>& run, bool wal,
                           size_t& applied) {
   applied = 0;
   // As in ApplyJob: installed before they are applied, nothing synced.
@@ -942,7 +943,7 @@ Status Database::ApplyRun(const std::vector<std::string>& tmp_paths, std::vector
   std::vector<std::string> paths;
   for (size_t k = 0; k < run.size(); k++) {
     ltx::TXIDRange range{run[k].header.min_txid, run[k].header.max_txid};
-    Status st = log_.Install(tmp_paths[k], range, /*sync=*/false);
+    Status st = InstallReceived(files[k], range);
     if (!st.ok()) {
       for (size_t u = 0; u < k; u++) forget(run[u]);
       return st;
@@ -1018,9 +1019,9 @@ void Database::CheckpointOnStrand() {
       });
 }
 
-Status Database::ApplyJob(const std::string& tmp_path) {
+Status Database::ApplyJob(const ReceivedLtx& file) {
   // Nothing reaches the database before the whole file has been verified.
-  Result<VerifiedLtx> ltx = ReadAndVerifyLtx(tmp_path);
+  Result<VerifiedLtx> ltx = VerifyReceivedLtx(file);
   if (!ltx.ok()) return ltx.status();
   const ltx::Header& header = ltx->header;
   ltx::Pos current = pos();
@@ -1033,11 +1034,12 @@ Status Database::ApplyJob(const std::string& tmp_path) {
     }
   }
   ltx::TXIDRange range{header.min_txid, header.max_txid};
-  // Nothing here is synced (replica_durability.h): the file was written
-  // whole before this job and is verified, so a crash of this process
-  // cannot leave it torn; a power failure is what the marker is for.
+  // Nothing here is synced (replica_durability.h). A file kept in memory is
+  // written under its name here: a crash may leave it torn, and recovery
+  // drops it (DropTornNewestLtx) before going back to the database's
+  // position; a power failure is what the marker is for.
   LITEFS_RETURN_IF_ERROR(durability_.BeforeUnsyncedApply());
-  LITEFS_RETURN_IF_ERROR(log_.Install(tmp_path, range, /*sync=*/false));
+  LITEFS_RETURN_IF_ERROR(InstallReceived(file, range));
   if (header.IsSnapshot()) LITEFS_RETURN_IF_ERROR(log_.RemoveAllExcept(range));
   const bool wal = header.commit != 0 && IsWalDatabase(db_path_);
   if (!wal) durability_.ReleaseWal();  // the apply needs EXCLUSIVE, or deletes the files

@@ -23,6 +23,7 @@
 #include "ltx/header.h"
 #include "ltx/pos.h"
 #include "ltx/status.h"
+#include "sidecar/ltx_apply.h"
 #include "sidecar/ltx_log.h"
 #include "sidecar/ltx_writer.h"
 #include "sidecar/page_checksums.h"
@@ -39,7 +40,6 @@ namespace litefs {
 // What every database of a node shares.
 class WalCheckpointer;
 struct NodeMetrics;
-struct VerifiedLtx;
 
 struct DatabaseEnv {
   uv_loop_t* loop = nullptr;
@@ -137,14 +137,13 @@ class Database {
   bool RollbackCommitsCaptured() const;
   void WhenRollbackCommitsCaptured(std::function<void()> fn);
 
-  // Replica: verifies the received LTX file at `tmp_path`, checks that it
-  // continues this database's history (or is a snapshot), installs it in
-  // the log and applies it. The file is consumed either way.
-  void ApplyReceived(std::string tmp_path, std::function<void(Status)> done);
-  // Several files received in a row for this database (at most
-  // kMaxApplyBatch), applied in order; consecutive WAL transactions go in
-  // under one set of locks and become visible together.
-  void ApplyReceived(std::vector<std::string> tmp_paths, std::function<void(Status)> done);
+  // Replica: verifies each received LTX file, checks that it continues this
+  // database's history (or is a snapshot), installs it in the log and
+  // applies it; files received in a row for this database (at most
+  // kMaxApplyBatch), in order: consecutive WAL transactions go in under one
+  // set of locks and become visible together. Temp files are consumed
+  // either way.
+  void ApplyReceived(std::vector<ReceivedLtx> files, std::function<void(Status)> done);
   static constexpr size_t kMaxApplyBatch = kRecentChanges;  // /events sees every TXID
 
   // Primary: records every WAL transaction committed so far and not
@@ -232,13 +231,15 @@ class Database {
   Result<ltx::Pos> CaptureWal(const wire::WalFrames& frames, ltx::Pos prev, LtxWriteOptions opts);
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
                                    const LtxWriteOptions& opts);
-  Status ApplyJob(const std::string& tmp_path);
-  // Applies `tmp_paths` in order; `applied` counts those that went in.
-  Status ApplyBatchJob(const std::vector<std::string>& tmp_paths, size_t& applied);
+  Status ApplyJob(const ReceivedLtx& file);
+  // Applies `files` in order; `applied` counts those that went in.
+  Status ApplyBatchJob(const std::vector<ReceivedLtx>& files, size_t& applied);
   // Part of a batch: installs and applies `run` (verified, consecutive) under
   // one set of locks — to the WAL (`wal`), or as one rollback-mode transaction.
-  Status ApplyRun(const std::vector<std::string>& tmp_paths, std::vector<VerifiedLtx>& run, bool wal,
+  Status ApplyRun(std::span<const ReceivedLtx> files, std::vector<VerifiedLtx>& run, bool wal,
                   size_t& applied);
+  // Puts a verified received file in the log under its name.
+  Status InstallReceived(const ReceivedLtx& file, ltx::TXIDRange range);
   Result<SnapshotFile> SnapshotJob(const std::string& path);
   Result<uint64_t> ExportJob(const std::string& path);
   struct ImportState;

@@ -24,25 +24,52 @@ namespace {
 
 }  // namespace
 
-Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path) {
-  Result<fs::UniqueFd> fd = fs::Open(ltx_path, O_RDONLY);
-  if (!fd.ok()) return fd.status();
-  io::FdReader reader(fd->get());
-  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(reader);
-  if (!dec.ok()) return dec.status().Context(ltx_path);
+Result<std::unique_ptr<LtxContent>> OpenLtxContent(const std::string& path, const LtxBytes& bytes) {
+  auto content = std::make_unique<LtxContent>();
+  if (bytes) {
+    content->reader = std::make_unique<io::BufferReader>(*bytes);
+  } else {
+    Result<fs::UniqueFd> fd = fs::Open(path, O_RDONLY);
+    if (!fd.ok()) return fd.status();
+    content->fd = std::move(fd).value();
+    content->reader = std::make_unique<io::FdReader>(content->fd.get());
+  }
+  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(*content->reader);
+  if (!dec.ok()) return dec.status().Context(path);
+  content->decoder = std::move(dec).value();
+  return content;
+}
+
+namespace {
+
+// Reads the whole file through the decoder, which checks everything.
+Result<VerifiedLtx> Verify(const std::string& name, const LtxBytes& bytes) {
+  Result<std::unique_ptr<LtxContent>> content = OpenLtxContent(name, bytes);
+  if (!content.ok()) return content.status();
+  ltx::Decoder& dec = *(*content)->decoder;
   VerifiedLtx out;
-  out.header = (*dec)->header();
+  out.header = dec.header();
   std::vector<uint8_t> page;
   for (;;) {
-    Result<uint32_t> pgno = (*dec)->NextPage(page);
-    if (!pgno.ok()) return pgno.status().Context(ltx_path);
+    Result<uint32_t> pgno = dec.NextPage(page);
+    if (!pgno.ok()) return pgno.status().Context(name);
     if (*pgno == 0) break;
     out.pgnos.push_back(*pgno);
   }
-  Result<ltx::Trailer> trailer = (*dec)->Finish();
-  if (!trailer.ok()) return trailer.status().Context(ltx_path);
+  Result<ltx::Trailer> trailer = dec.Finish();
+  if (!trailer.ok()) return trailer.status().Context(name);
   out.trailer = *trailer;
+  out.bytes = bytes;
   return out;
+}
+
+}  // namespace
+
+Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path) { return Verify(ltx_path, nullptr); }
+
+Result<VerifiedLtx> VerifyReceivedLtx(const ReceivedLtx& received) {
+  if (received.bytes) return Verify("the received LTX file", received.bytes);
+  return Verify(received.tmp_path, nullptr);
 }
 
 namespace {
@@ -97,23 +124,21 @@ Status WriteJournal(int db_fd, const std::string& db_path, const DbShape& old,
 }
 
 // Second pass: write the pages into the database and the checksum table.
-Status WritePages(int db_fd, const std::string& ltx_path, PageChecksums& checksums) {
-  Result<fs::UniqueFd> fd = fs::Open(ltx_path, O_RDONLY);
-  if (!fd.ok()) return fd.status();
-  io::FdReader reader(fd->get());
-  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(reader);
-  if (!dec.ok()) return dec.status();
-  const ltx::Header& h = (*dec)->header();
+Status WritePages(int db_fd, const LtxApplyItem& item, PageChecksums& checksums) {
+  Result<std::unique_ptr<LtxContent>> content = OpenLtxContent(*item.ltx_path, item.ltx->bytes);
+  if (!content.ok()) return content.status();
+  ltx::Decoder& dec = *(*content)->decoder;
+  const ltx::Header& h = dec.header();
   std::vector<uint8_t> page;
   for (;;) {
-    Result<uint32_t> pgno = (*dec)->NextPage(page);
+    Result<uint32_t> pgno = dec.NextPage(page);
     if (!pgno.ok()) return pgno.status();
     if (*pgno == 0) break;
     LITEFS_RETURN_IF_ERROR(
         fs::PwriteFull(db_fd, page.data(), page.size(), uint64_t(*pgno - 1) * h.page_size));
     checksums.Set(*pgno, ltx::PageChecksum(*pgno, page));
   }
-  return (*dec)->Finish().status();
+  return dec.Finish().status();
 }
 
 }  // namespace
@@ -168,7 +193,7 @@ Status ApplyVerifiedLtxRun(const std::string& db_path, std::span<const LtxApplyI
     const ltx::Header& h = item.ltx->header;
     if (h.IsSnapshot() || h.page_size != checksums.page_size()) checksums.Reset(h.page_size);
     checksums.Truncate(h.commit);
-    LITEFS_RETURN_IF_ERROR(WritePages(db->get(), *item.ltx_path, checksums));
+    LITEFS_RETURN_IF_ERROR(WritePages(db->get(), item, checksums));
     if (ftruncate(db->get(), off_t(uint64_t(h.commit) * h.page_size)) != 0) {
       return fs::ErrnoError("truncate", db_path);
     }

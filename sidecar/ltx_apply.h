@@ -17,13 +17,18 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "ltx/decoder.h"
 #include "ltx/header.h"
+#include "ltx/io.h"
 #include "ltx/status.h"
+#include "sidecar/fsutil.h"
+#include "sidecar/ltx_log.h"
 #include "sidecar/page_checksums.h"
 
 namespace litefs {
@@ -57,8 +62,28 @@ struct VerifiedLtx {
   ltx::Header header;
   ltx::Trailer trailer;
   std::vector<uint32_t> pgnos;
+  // The content, when it was verified in memory (a small received file):
+  // the apply then reads the pages from here, not from the file.
+  LtxBytes bytes;
 };
 Result<VerifiedLtx> ReadAndVerifyLtx(const std::string& ltx_path);
+
+// A file received from the primary and not in the log yet: in memory when
+// small (up to LtxLog::kRememberedFileSize), else in a temporary file.
+struct ReceivedLtx {
+  std::string tmp_path;  // empty when in memory
+  LtxBytes bytes;
+};
+Result<VerifiedLtx> VerifyReceivedLtx(const ReceivedLtx& received);
+
+// An LTX file opened for its pages, from memory or from disk.
+struct LtxContent {
+  fs::UniqueFd fd;
+  std::unique_ptr<io::Reader> reader;
+  std::unique_ptr<ltx::Decoder> decoder;
+};
+// `bytes` when set, else the file at `path`.
+Result<std::unique_ptr<LtxContent>> OpenLtxContent(const std::string& path, const LtxBytes& bytes);
 
 // A verified file and where it is, one of a run applied together.
 struct LtxApplyItem {

@@ -33,6 +33,8 @@ Status LtxLog::Init() {
   if (!names.ok()) return names.status();
   std::lock_guard<std::mutex> lock(mu_);
   files_.clear();
+  remembered_.clear();
+  remembered_bytes_ = 0;
   for (const std::string& name : *names) {
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
       if (name.rfind(TempPrefix(), 0) != 0) LITEFS_RETURN_IF_ERROR(fs::RemoveFile(dir_ + "/" + name));
@@ -83,14 +85,50 @@ Status LtxLog::Install(const std::string& tmp, ltx::TXIDRange r, bool sync) {
   if (sync) LITEFS_RETURN_IF_ERROR(fs::FsyncDir(dir_));
   std::lock_guard<std::mutex> lock(mu_);
   files_[r.max_txid] = r.min_txid;
+  Forget(r.max_txid);
   return Status();
 }
 
-Status LtxLog::Add(ltx::TXIDRange r, bool sync) {
+Status LtxLog::Put(ltx::TXIDRange r, LtxBytes bytes, bool sync) {
+  const std::string path = PathFor(r);
+  // Over any leftover of an earlier attempt: not in the index, not complete.
+  Result<fs::UniqueFd> fd = fs::Open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!fd.ok()) return fd.status();
+  Status st = fs::PwriteFull(fd->get(), bytes->data(), bytes->size(), 0);
+  if (st.ok() && sync && fdatasync(fd->get()) != 0) st = fs::ErrnoError("fsync", path);
+  fd->Reset();
+  if (st.ok()) st = Add(r, sync, std::move(bytes));
+  if (!st.ok()) unlink(path.c_str());  // never left half-written under its name
+  return st;
+}
+
+Status LtxLog::Add(ltx::TXIDRange r, bool sync, LtxBytes bytes) {
   if (sync) LITEFS_RETURN_IF_ERROR(fs::FsyncDir(dir_));
   std::lock_guard<std::mutex> lock(mu_);
   files_[r.max_txid] = r.min_txid;
+  Forget(r.max_txid);
+  if (bytes && bytes->size() <= kRememberedFileSize) {
+    remembered_bytes_ += bytes->size();
+    remembered_[r.max_txid] = {r.min_txid, std::move(bytes)};
+    while (remembered_.size() > kRememberedFiles || remembered_bytes_ > kRememberedBytes) {
+      Forget(remembered_.begin()->first);
+    }
+  }
   return Status();
+}
+
+void LtxLog::Forget(uint64_t max_txid) {
+  auto it = remembered_.find(max_txid);
+  if (it == remembered_.end()) return;
+  remembered_bytes_ -= it->second.bytes->size();
+  remembered_.erase(it);
+}
+
+LtxBytes LtxLog::Remembered(ltx::TXIDRange r) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = remembered_.find(r.max_txid);
+  if (it == remembered_.end() || it->second.min_txid != r.min_txid) return nullptr;
+  return it->second.bytes;
 }
 
 Status LtxLog::Remove(ltx::TXIDRange r) {
@@ -98,6 +136,7 @@ Status LtxLog::Remove(ltx::TXIDRange r) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = files_.find(r.max_txid);
     if (it != files_.end() && it->second == r.min_txid) files_.erase(it);
+    Forget(r.max_txid);
   }
   return fs::RemoveFile(PathFor(r));
 }
@@ -116,6 +155,11 @@ Status LtxLog::RemoveAllExcept(ltx::TXIDRange keep) {
     std::lock_guard<std::mutex> lock(mu_);
     doomed.swap(files_);
     files_[keep.max_txid] = keep.min_txid;
+    std::vector<uint64_t> others;
+    for (const auto& [max, file] : remembered_) {
+      if (max != keep.max_txid) others.push_back(max);
+    }
+    for (uint64_t max : others) Forget(max);
   }
   for (const auto& [max, min] : doomed) {
     if (max == keep.max_txid && min == keep.min_txid) continue;
@@ -142,6 +186,7 @@ std::vector<std::string> LtxLog::ForgetOlderThan(int64_t cutoff_seconds) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       files_.erase(r.max_txid);
+      Forget(r.max_txid);
     }
     forgotten.push_back(std::move(path));
   }
@@ -150,6 +195,13 @@ std::vector<std::string> LtxLog::ForgetOlderThan(int64_t cutoff_seconds) {
 
 Result<std::pair<ltx::Header, ltx::Trailer>> LtxLog::ReadEnds(ltx::TXIDRange r) const {
   std::string path = PathFor(r);
+  if (LtxBytes bytes = Remembered(r)) {
+    if (bytes->size() < ltx::kHeaderSize + ltx::kTrailerSize) return Status::Error(path + ": truncated LTX file");
+    Result<ltx::Header> header = ltx::Header::Decode({bytes->data(), ltx::kHeaderSize});
+    if (!header.ok()) return header.status().Context(path);
+    return std::make_pair(*header, ltx::Trailer::Decode({bytes->data() + bytes->size() - ltx::kTrailerSize,
+                                                         ltx::kTrailerSize}));
+  }
   Result<fs::UniqueFd> fd = fs::Open(path, O_RDONLY);
   if (!fd.ok()) return fd.status();
   uint8_t head[ltx::kHeaderSize];

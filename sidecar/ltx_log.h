@@ -1,14 +1,20 @@
 // The LTX files of one database: `<data-dir>/dbs/<db>/ltx/<min>-<max>.ltx`,
 // named as LiteFS names them. A commit's file is written in place under its
-// final name and added to the index once complete (no rename per commit);
-// received and imported files are written to a temporary name and installed
-// by rename. The index, not the directory, says which files are complete:
+// final name and added to the index once complete (no rename per commit),
+// and so is a small received file, verified in memory (Put); larger received
+// files and imported ones are written to a temporary name and installed by
+// rename. The index, not the directory, says which files are complete:
 // after a crash the newest file may be torn, and recovery verifies it
 // (Database::RecoverJob, docs/recovery.md).
+// The bytes of the newest small files are also kept in memory, as they were
+// written (LtxBytes): a stream sends a file just captured or received
+// without reading the disk or leaving the loop thread.
 // Thread-safe: installed by the database's strand, read by stream senders.
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,8 +27,17 @@
 
 namespace litefs {
 
+// A whole LTX file in memory.
+using LtxBytes = std::shared_ptr<const std::vector<uint8_t>>;
+
 class LtxLog {
  public:
+  // Files up to this size are remembered, the newest kRememberedFiles of
+  // them within kRememberedBytes (memory per database stays small).
+  static constexpr size_t kRememberedFileSize = 64 * 1024;
+  static constexpr size_t kRememberedFiles = 16;
+  static constexpr size_t kRememberedBytes = 256 * 1024;
+
   explicit LtxLog(std::string dir) : dir_(std::move(dir)) {}
 
   // Creates the directory, indexes the files, deletes temp files left by
@@ -45,9 +60,16 @@ class LtxLog {
 
   // Renames `tmp` to its proper name; with `sync`, also fsyncs the directory.
   Status Install(const std::string& tmp, ltx::TXIDRange r, bool sync);
+  // Writes `bytes` (a verified file) under its proper name and adds it; with
+  // `sync`, also fsyncs the file and the directory. Not atomic: until the
+  // index lists it, a crash may leave it torn, as a commit's file.
+  Status Put(ltx::TXIDRange r, LtxBytes bytes, bool sync);
   // Adds the file written in place at PathFor(r), complete; with `sync`,
-  // also fsyncs the directory so that its entry is durable.
-  Status Add(ltx::TXIDRange r, bool sync);
+  // also fsyncs the directory so that its entry is durable. `bytes`, when
+  // given, are the file's content, remembered if it is small.
+  Status Add(ltx::TXIDRange r, bool sync, LtxBytes bytes = nullptr);
+  // The content of file `r` if it is remembered, else null.
+  LtxBytes Remembered(ltx::TXIDRange r) const;
   // Forgets and deletes one file.
   Status Remove(ltx::TXIDRange r);
   // Deletes every file but `keep` (after a snapshot replaced history).
@@ -59,13 +81,21 @@ class LtxLog {
   // unlinking thousands of files takes tens of milliseconds).
   std::vector<std::string> ForgetOlderThan(int64_t cutoff_seconds);
 
-  // Header and trailer of an installed file, without reading its pages.
+  // Header and trailer of an installed file, without reading its pages
+  // (nor the disk, when the file is remembered).
   Result<std::pair<ltx::Header, ltx::Trailer>> ReadEnds(ltx::TXIDRange r) const;
 
  private:
   std::string dir_;
   mutable std::mutex mu_;
   std::map<uint64_t, uint64_t> files_;  // max TXID -> min TXID
+  struct RememberedFile {
+    uint64_t min_txid;
+    LtxBytes bytes;
+  };
+  std::map<uint64_t, RememberedFile> remembered_;  // max TXID -> file; all in files_
+  size_t remembered_bytes_ = 0;
+  void Forget(uint64_t max_txid);  // with mu_ held
 };
 
 }  // namespace litefs

@@ -14,6 +14,28 @@
 namespace litefs {
 namespace {
 
+// Writes to a file and keeps a copy of what it wrote, as long as that stays
+// small enough for the log to remember (LtxLog::kRememberedFileSize).
+class FileAndCopyWriter final : public io::Writer {
+ public:
+  explicit FileAndCopyWriter(int fd) : file_(fd), copy_(std::make_shared<std::vector<uint8_t>>()) {}
+  Status Write(std::span<const uint8_t> data) override {
+    LITEFS_RETURN_IF_ERROR(file_.Write(data));
+    if (copy_ && copy_->size() + data.size() <= LtxLog::kRememberedFileSize) {
+      copy_->insert(copy_->end(), data.begin(), data.end());
+    } else {
+      copy_.reset();
+    }
+    return Status();
+  }
+  // The file's content, or null if it grew too large to copy.
+  LtxBytes TakeCopy() { return std::move(copy_); }
+
+ private:
+  io::FdWriter file_;
+  std::shared_ptr<std::vector<uint8_t>> copy_;
+};
+
 // A new file with an encoder on top; removes the file unless kept.
 class LtxFile {
  public:
@@ -44,13 +66,14 @@ class LtxFile {
     return trailer;
   }
   void Keep() { kept_ = true; }
+  LtxBytes TakeContent() { return out_.TakeCopy(); }
 
  private:
   LtxFile(std::string path, fs::UniqueFd fd)
       : path_(std::move(path)), fd_(std::move(fd)), out_(fd_.get()) {}
   std::string path_;
   fs::UniqueFd fd_;
-  io::FdWriter out_;  // the encoder buffers
+  FileAndCopyWriter out_;  // the encoder buffers
   std::unique_ptr<ltx::Encoder> encoder_;
   bool kept_ = false;
 };
@@ -158,7 +181,7 @@ Result<ltx::Pos> WriteCommitLtx(PageSource& source, const std::vector<uint32_t>*
   uint64_t post = checksums.value();
   Result<ltx::Trailer> trailer = (*file)->Finish(post, options.sync);
   if (!trailer.ok()) return trailer.status();
-  LITEFS_RETURN_IF_ERROR(log.Add(txids, options.sync));
+  LITEFS_RETURN_IF_ERROR(log.Add(txids, options.sync, (*file)->TakeContent()));
   (*file)->Keep();
   return ltx::Pos{txids.max_txid, post};
 }

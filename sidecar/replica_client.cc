@@ -62,7 +62,7 @@ void ReplicaClient::Connect() {
   decoder_ = stream::FrameDecoder();
   error_.clear();
   pending_.clear();
-  receiving_fd_.Reset();
+  DropReceiving();
 
   http::ClientRequest req;
   req.method = "POST";
@@ -137,31 +137,24 @@ bool ReplicaClient::OnEvent(const stream::Event& e) {
         Fail(db.message());
         return false;
       }
+      DropReceiving();
       receiving_db_ = std::string(e.name);
-      receiving_path_ = (*db)->log().NewTempPath();
-      Status st = fs::MakeDirs((*db)->log().dir());
-      Result<fs::UniqueFd> fd =
-          st.ok() ? fs::Open(receiving_path_, O_WRONLY | O_CREAT | O_EXCL, 0644) : Result<fs::UniqueFd>(st);
-      if (!fd.ok()) {
-        Fail(fd.message());
-        return false;
-      }
-      receiving_fd_ = std::move(fd).value();
+      receiving_bytes_ = std::make_shared<std::vector<uint8_t>>();
       return true;
     }
     case Kind::kLtxData: {
-      io::FdWriter out(receiving_fd_.get());
-      Status st = out.Write(e.data);
+      Status st = ReceiveLtxData(e.data);
       if (!st.ok()) {
-        Fail("write " + receiving_path_ + ": " + st.message());
+        Fail(st.message());
         return false;
       }
       return true;
     }
     case Kind::kLtxEnd:
       receiving_fd_.Reset();
-      queue_.push_back({receiving_db_, std::move(receiving_path_), nullptr});
+      queue_.push_back({receiving_db_, ReceivedLtx{std::move(receiving_path_), std::move(receiving_bytes_)}, nullptr});
       receiving_path_.clear();
+      receiving_bytes_.reset();
       queued_files_++;
       Pump();
       return queued_files_ < kMaxQueuedFiles;  // else stop decoding until one applied
@@ -173,7 +166,7 @@ bool ReplicaClient::OnEvent(const stream::Event& e) {
       if (!applying_ && queue_.empty()) {
         HandleEvent(e);
       } else {  // after the files before it
-        queue_.push_back({"", "", [this, kind = e.kind, name = std::string(e.name), txid = e.txid,
+        queue_.push_back({"", {}, [this, kind = e.kind, name = std::string(e.name), txid = e.txid,
                                    ts = e.timestamp_ms] {
                             stream::Event copy{kind, name, {}, txid, ts};
                             HandleEvent(copy);
@@ -181,6 +174,42 @@ bool ReplicaClient::OnEvent(const stream::Event& e) {
       }
       return error_.empty();
   }
+}
+
+Status ReplicaClient::ReceiveLtxData(std::span<const uint8_t> data) {
+  if (receiving_bytes_ && receiving_bytes_->size() + data.size() <= LtxLog::kRememberedFileSize) {
+    receiving_bytes_->insert(receiving_bytes_->end(), data.begin(), data.end());
+    return Status();
+  }
+  if (!receiving_fd_.valid()) {
+    // Too large to keep in memory: to a temp file, with what came so far.
+    Database* db = store_.Find(receiving_db_);  // created at the frame's start
+    if (!db) return Status::Error("database " + receiving_db_ + " vanished during a transfer");
+    receiving_path_ = db->log().NewTempPath();
+    LITEFS_RETURN_IF_ERROR(fs::MakeDirs(db->log().dir()));
+    Result<fs::UniqueFd> fd = fs::Open(receiving_path_, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (!fd.ok()) return fd.status();
+    receiving_fd_ = std::move(fd).value();
+    if (receiving_bytes_) {
+      io::FdWriter out(receiving_fd_.get());
+      Status st = out.Write(*receiving_bytes_);
+      receiving_bytes_.reset();
+      if (!st.ok()) return Status::Error("write " + receiving_path_ + ": " + st.message());
+    }
+  }
+  io::FdWriter out(receiving_fd_.get());
+  Status st = out.Write(data);
+  if (!st.ok()) return Status::Error("write " + receiving_path_ + ": " + st.message());
+  return Status();
+}
+
+void ReplicaClient::DropReceiving() {
+  if (receiving_fd_.valid()) {
+    receiving_fd_.Reset();
+    unlink(receiving_path_.c_str());
+  }
+  receiving_path_.clear();
+  receiving_bytes_.reset();
 }
 
 void ReplicaClient::HandleEvent(const stream::Event& e) {
@@ -228,22 +257,22 @@ void ReplicaClient::Pump() {
     }
     // This file and those queued right behind it for the same database
     // apply as one batch.
-    std::vector<std::string> paths{std::move(next.path)};
+    std::vector<ReceivedLtx> files{std::move(next.file)};
     while (!queue_.empty() && !queue_.front().event && queue_.front().db == next.db &&
-           paths.size() < Database::kMaxApplyBatch) {
-      paths.push_back(std::move(queue_.front().path));
+           files.size() < Database::kMaxApplyBatch) {
+      files.push_back(std::move(queue_.front().file));
       queue_.pop_front();
     }
-    queued_files_ -= paths.size();
-    Apply(next.db, std::move(paths));
+    queued_files_ -= files.size();
+    Apply(next.db, std::move(files));
   }
 }
 
-void ReplicaClient::Apply(const std::string& db_name, std::vector<std::string> paths) {
+void ReplicaClient::Apply(const std::string& db_name, std::vector<ReceivedLtx> files) {
   Database* db = store_.Find(db_name);  // created when its first frame arrived
   applying_ = true;
   uint64_t transfer = transfer_;
-  db->ApplyReceived(std::move(paths), [this, alive = alive_, db, transfer](Status st) {
+  db->ApplyReceived(std::move(files), [this, alive = alive_, db, transfer](Status st) {
     if (!*alive) return;  // the client was destroyed during the apply
     applying_ = false;
     if (transfer != transfer_ || stopped_) {  // that stream is gone
@@ -305,13 +334,10 @@ void ReplicaClient::OnDone(Status status, int http_status) {
 }
 
 void ReplicaClient::Disconnected() {
-  if (receiving_fd_.valid()) {
-    receiving_fd_.Reset();
-    unlink(receiving_path_.c_str());
-  }
+  DropReceiving();
   // Received but not applied: the next stream sends them again.
   for (const Queued& q : queue_) {
-    if (!q.path.empty()) unlink(q.path.c_str());
+    if (!q.file.tmp_path.empty()) unlink(q.file.tmp_path.c_str());
   }
   queue_.clear();
   queued_files_ = 0;

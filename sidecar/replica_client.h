@@ -71,7 +71,7 @@ class ReplicaClient {
   // Starts the next queued apply (the files queued together for one
   // database, as one batch), running the events queued before it.
   void Pump();
-  void Apply(const std::string& db_name, std::vector<std::string> paths);
+  void Apply(const std::string& db_name, std::vector<ReceivedLtx> files);
   // Decodes the bytes held back while the queue was full, then lets curl go on.
   void MaybeResume();
   void Fail(const std::string& why);
@@ -96,14 +96,19 @@ class ReplicaClient {
 
   stream::FrameDecoder decoder_;
   std::string error_;            // why the current stream is being abandoned
-  std::string receiving_db_;     // LTX frame in progress
+  // The LTX frame in progress: in memory while it is small, else spilled to
+  // a temp file (ReceivedLtx).
+  std::string receiving_db_;
+  std::shared_ptr<std::vector<uint8_t>> receiving_bytes_;
   std::string receiving_path_;
   fs::UniqueFd receiving_fd_;
+  Status ReceiveLtxData(std::span<const uint8_t> data);
+  void DropReceiving();
   // Received files and the frames behind them, in stream order (one of
-  // path or event is set).
+  // file or event is set).
   struct Queued {
     std::string db;
-    std::string path;
+    ReceivedLtx file;
     std::function<void()> event;
   };
   static constexpr size_t kMaxQueuedFiles = 64;

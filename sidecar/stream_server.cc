@@ -111,7 +111,7 @@ bool StreamSession::Serve(const std::string& name) {
     Result<std::pair<ltx::Header, ltx::Trailer>> ends = db->log().ReadEnds(next);
     if (ends.ok()) {
       SendFile(name, db->log().PathFor(next), {next.max_txid, ends->second.post_apply_checksum},
-               /*remove_after=*/false);
+               /*remove_after=*/false, db->log().Remembered(next));
       return false;
     }
   }
@@ -126,7 +126,7 @@ bool StreamSession::Serve(const std::string& name) {
       snapshot = true;  // the replica's history differs from ours
     } else {
       SendFile(name, db->log().PathFor(next), {next.max_txid, ends->second.post_apply_checksum},
-               /*remove_after=*/false);
+               /*remove_after=*/false, db->log().Remembered(next));
       return false;
     }
   }
@@ -155,10 +155,18 @@ bool StreamSession::Serve(const std::string& name) {
 }
 
 void StreamSession::SendFile(const std::string& db, const std::string& path, ltx::Pos after,
-                             bool remove_after) {
+                             bool remove_after, LtxBytes content) {
   busy_ = true;
   std::string head;
   stream::AppendLtxBegin(head, db);
+  if (content) {
+    // In memory (a file just captured): the whole frame in one write.
+    stream::AppendLtxChunks(head, *content);
+    stream::AppendLtxEnd(head);
+    stream::AppendHwm(head, 0, db);
+    Write(std::move(head), [this, db, after] { SentFile(db, after); });
+    return;
+  }
   Write(std::move(head), [this, db, path, after, remove_after] {
     Result<FilePump*> pump = FilePump::Start(
         loop_, path, remove_after,
@@ -174,16 +182,18 @@ void StreamSession::SendFile(const std::string& db, const std::string& path, ltx
           std::string bytes;
           stream::AppendLtxEnd(bytes);
           stream::AppendHwm(bytes, 0, db);
-          replica_[db] = after;
-          dirty_.insert(db);  // there may be more to send for it
-          Write(std::move(bytes), [this] {
-            busy_ = false;
-            Pump();
-          });
+          Write(std::move(bytes), [this, db, after] { SentFile(db, after); });
         });
     if (!pump.ok()) return Finish(pump.message());
     pump_ = *pump;
   });
+}
+
+void StreamSession::SentFile(const std::string& db, ltx::Pos after) {
+  replica_[db] = after;
+  dirty_.insert(db);  // there may be more to send for it
+  busy_ = false;
+  Pump();
 }
 
 void StreamSession::Write(std::string bytes, std::function<void()> then) {

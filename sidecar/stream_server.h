@@ -39,8 +39,11 @@ class StreamSession {
   void Pump();
   // Handles one dirty database; returns false if it started asynchronous work.
   bool Serve(const std::string& name);
+  // Sends the LTX file at `path` (from `content` if it is in memory), after
+  // which the replica is at `after`.
   void SendFile(const std::string& db, const std::string& path, ltx::Pos after,
-                bool remove_after);
+                bool remove_after, LtxBytes content = nullptr);
+  void SentFile(const std::string& db, ltx::Pos after);
   void Write(std::string bytes, std::function<void()> then);
   void ArmHeartbeat();
   void Finish(const std::string& why);

@@ -270,11 +270,9 @@ Status AppendLtx(const std::string& db_path, const LtxApplyItem& item, const wal
   }
   const uint32_t ps = lh.page_size;
   // The frames, in page order, the last one committing.
-  Result<fs::UniqueFd> lf = fs::Open(*item.ltx_path, O_RDONLY);
-  if (!lf.ok()) return lf.status();
-  io::FdReader reader(lf->get());
-  Result<std::unique_ptr<ltx::Decoder>> dec = ltx::Decoder::Open(reader);
-  if (!dec.ok()) return dec.status();
+  Result<std::unique_ptr<LtxContent>> content = OpenLtxContent(*item.ltx_path, ltx.bytes);
+  if (!content.ok()) return content.status();
+  ltx::Decoder& dec = *(*content)->decoder;
   if (lh.IsSnapshot()) checksums.Reset(ps);
   checksums.Truncate(lh.commit);
   const uint32_t first_frame = h.mx_frame + 1;
@@ -283,7 +281,7 @@ Status AppendLtx(const std::string& db_path, const LtxApplyItem& item, const wal
   uint32_t frame_no = first_frame;
   wal::Checksum running = chain;
   for (size_t i = 0; i < ltx.pgnos.size(); i++, frame_no++) {
-    Result<uint32_t> pgno = (*dec)->NextPage(page);
+    Result<uint32_t> pgno = dec.NextPage(page);
     if (!pgno.ok()) return pgno.status();
     checksums.Set(*pgno, ltx::PageChecksum(*pgno, page));
     const bool last = i + 1 == ltx.pgnos.size();

@@ -56,6 +56,32 @@ def test_cli_and_python_commits_replicate(cluster):
     assert len(ltx) == 101
 
 
+@pytest.mark.parametrize("mode", ["WAL", "DELETE"])
+def test_files_kept_in_memory_or_spilled_to_disk_replicate_alike(cluster, mode):
+    """Received files up to 64 KiB are verified and applied from memory, larger
+    ones through a temp file: transactions on both sides of that size, in one
+    stream, all arrive intact and in order."""
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("mixed.db", f"PRAGMA journal_mode={mode}; CREATE TABLE t(n INTEGER PRIMARY KEY, body BLOB);")
+    sizes = [100, 60 * 1024, 70 * 1024, 300, 64 * 1024, 200 * 1024, 10]
+    p.python(f"""
+import sqlite3
+db = sqlite3.connect({str(p.path("mixed.db"))!r}, timeout=10)
+for n, size in enumerate({sizes!r}):
+    with db:
+        db.execute("INSERT INTO t VALUES (?, randomblob(?))", (n, size))
+db.close()
+""")
+    pos = cluster.wait_replicated("mixed.db")
+    assert POS_RE.match(pos), pos
+    assert logical_bytes(p.path("mixed.db")) == logical_bytes(r.path("mixed.db"))
+    got = r.sqlite("mixed.db", "SELECT group_concat(length(body)) FROM t ORDER BY n").stdout.strip()
+    assert got == ",".join(str(s) for s in sizes)
+    # Both paths were taken: the replica's log holds files on each side of 64 KiB.
+    ltx = [f.stat().st_size for f in (r.dir / ".litefs" / "dbs" / "mixed.db" / "ltx").glob("*.ltx")]
+    assert min(ltx) < 64 * 1024 < max(ltx)
+
+
 def test_primary_file_and_info(cluster):
     p, r = cluster.primary, cluster.replica
     assert not (p.dir / ".primary").exists()

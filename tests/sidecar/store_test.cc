@@ -833,5 +833,109 @@ TEST_CASE("LtxLog indexes installed files and cleans up foreign temp files") {
   CHECK(test::FileExists(log.PathFor({6, 6})));
 }
 
+LtxBytes BytesOf(size_t size, uint8_t fill) {
+  return std::make_shared<const std::vector<uint8_t>>(size, fill);
+}
+
+TEST_CASE("LtxLog remembers the newest small files until they leave the log") {
+  TempDir dir;
+  LtxLog log(dir / "ltx");
+  REQUIRE(log.Init().ok());
+  // Put writes the file under its name, indexes it and remembers it.
+  LtxBytes one = BytesOf(700, 1);
+  REQUIRE(log.Put({1, 1}, one, /*sync=*/false).ok());
+  CHECK(log.Has({1, 1}));
+  CHECK(test::ReadBytes(log.PathFor({1, 1})) == *one);
+  CHECK(log.Remembered({1, 1}) == one);
+  CHECK(log.Remembered({1, 2}) == nullptr);  // same last TXID, another file
+  // Too large to remember: on disk only.
+  REQUIRE(log.Put({2, 2}, BytesOf(LtxLog::kRememberedFileSize + 1, 2), false).ok());
+  CHECK(log.Remembered({2, 2}) == nullptr);
+  CHECK(test::ReadBytes(log.PathFor({2, 2})).size() == LtxLog::kRememberedFileSize + 1);
+  // Only the newest kRememberedFiles stay in memory.
+  for (uint64_t t = 3; t < 3 + LtxLog::kRememberedFiles; t++) {
+    test::WriteBytes(log.PathFor({t, t}), {uint8_t(t)});
+    REQUIRE(log.Add({t, t}, false, BytesOf(10, uint8_t(t))).ok());
+  }
+  CHECK(log.Remembered({1, 1}) == nullptr);
+  CHECK(log.Remembered({3, 3}) != nullptr);
+  // And within kRememberedBytes: a few large ones push out the rest.
+  const uint64_t big = 3 + LtxLog::kRememberedFiles;
+  const size_t per = LtxLog::kRememberedFileSize;
+  const size_t fit = LtxLog::kRememberedBytes / per;
+  for (uint64_t t = big; t < big + fit; t++) {
+    test::WriteBytes(log.PathFor({t, t}), {1});
+    REQUIRE(log.Add({t, t}, false, BytesOf(per, 1)).ok());
+  }
+  for (uint64_t t = big; t < big + fit; t++) CHECK(log.Remembered({t, t}) != nullptr);
+  CHECK(log.Remembered({big - 1, big - 1}) == nullptr);
+  CHECK(log.Remembered({3, 3}) == nullptr);
+  // Forgotten with the file, whichever way it leaves.
+  const uint64_t last = big + fit - 1;
+  REQUIRE(log.Remove({last - 1, last - 1}).ok());
+  CHECK(log.Remembered({last - 1, last - 1}) == nullptr);
+  REQUIRE(log.RemoveAllExcept({last, last}).ok());
+  CHECK(log.Remembered({big, big}) == nullptr);
+  CHECK(log.Remembered({last, last}) != nullptr);
+  // A reinstalled range is never served from an older memory.
+  std::string tmp = log.NewTempPath();
+  test::WriteBytes(tmp, {9});
+  REQUIRE(log.Install(tmp, {last, last}, false).ok());
+  CHECK(log.Remembered({last, last}) == nullptr);
+}
+
+TEST_CASE("a captured commit's file is remembered as written, and read from memory") {
+  TempDir dir;
+  const std::string db = dir / "src.db";
+  {
+    Sqlite s(db);
+    s.Exec("PRAGMA journal_mode=DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (randomblob(3000))");
+  }
+  LtxLog log(dir / "ltx");
+  REQUIRE(log.Init().ok());
+  PageChecksums cs;
+  Result<ltx::Pos> pos = CommitFile(db, {}, /*all_pages=*/true, {}, cs, log, /*compress=*/true);
+  REQUIRE_MESSAGE(pos.ok(), pos.message());
+  const ltx::TXIDRange r{1, 1};
+  LtxBytes remembered = log.Remembered(r);
+  REQUIRE(remembered != nullptr);
+  CHECK(*remembered == test::ReadBytes(log.PathFor(r)));
+  // ReadEnds answers from memory: the same with the file gone.
+  Result<std::pair<ltx::Header, ltx::Trailer>> ends = log.ReadEnds(r);
+  REQUIRE(ends.ok());
+  REQUIRE(unlink(log.PathFor(r).c_str()) == 0);
+  Result<std::pair<ltx::Header, ltx::Trailer>> from_memory = log.ReadEnds(r);
+  REQUIRE(from_memory.ok());
+  CHECK(from_memory->first.max_txid == 1);
+  CHECK(from_memory->second.post_apply_checksum == ends->second.post_apply_checksum);
+  CHECK(from_memory->second.post_apply_checksum == pos->checksum);
+}
+
+TEST_CASE("a received file verified in memory applies like one on disk") {
+  TempDir dir;
+  const std::string src = dir / "src.db";
+  {
+    Sqlite s(src);
+    s.Exec("PRAGMA journal_mode=DELETE; CREATE TABLE t(x); INSERT INTO t VALUES ('a')");
+  }
+  LtxLog log(dir / "ltx");
+  REQUIRE(log.Init().ok());
+  PageChecksums cs;
+  REQUIRE(CommitFile(src, {}, true, {}, cs, log, true).ok());
+  const ReceivedLtx received{"", std::make_shared<const std::vector<uint8_t>>(test::ReadBytes(log.PathFor({1, 1})))};
+  Result<VerifiedLtx> v = VerifyReceivedLtx(received);
+  REQUIRE_MESSAGE(v.ok(), v.message());
+  CHECK(v->bytes == received.bytes);
+  // Applied from memory: the file it names does not exist.
+  const std::string replica = dir / "replica.db";
+  PageChecksums rcs;
+  REQUIRE(ApplyVerifiedLtx(replica, dir / "nowhere.ltx", *v, rcs, ApplyOptions{}).ok());
+  CHECK(ChecksumOf(replica) == ChecksumOf(src));
+  // A corrupt copy is refused before anything is written.
+  auto bad = std::make_shared<std::vector<uint8_t>>(*received.bytes);
+  (*bad)[bad->size() - 1] ^= 1;
+  CHECK_FALSE(VerifyReceivedLtx({"", bad}).ok());
+}
+
 }  // namespace
 }  // namespace litefs
