@@ -4,6 +4,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "ltx/checksum.h"
 
@@ -102,7 +103,13 @@ Result<WalTransaction> WalTransaction::Read(const std::string& wal_path, const w
   }
   const uint32_t ps = f.page_size;
   const bool be = h->big_endian();
-  std::vector<uint8_t> frame(wal::kFrameHeaderSize + ps);
+  const uint64_t frame_size = wal::kFrameHeaderSize + ps;
+  const uint64_t range_bytes = uint64_t(f.last_frame - f.first_frame + 1) * frame_size;
+  if (range_bytes <= kBufferedBytes) {
+    t.buffered_.resize(range_bytes);
+    LITEFS_RETURN_IF_ERROR(ReadFull(t.fd_.get(), t.buffered_, wal::FrameOffset(f.first_frame, ps), wal_path));
+  }
+  std::vector<uint8_t> scratch;
   wal::Checksum chain = h->checksum;
   if (f.first_frame > 1) {
     // The chain continues from the frame before, verified by the capture before.
@@ -111,10 +118,11 @@ Result<WalTransaction> WalTransaction::Read(const std::string& wal_path, const w
     chain = wal::FrameHeader::Decode(prev).checksum;
   }
   for (uint32_t i = f.first_frame; i <= f.last_frame; i++) {
-    LITEFS_RETURN_IF_ERROR(ReadFull(t.fd_.get(), frame, wal::FrameOffset(i, ps), wal_path));
-    wal::FrameHeader fh = wal::FrameHeader::Decode(frame.data());
-    chain = wal::Update(chain, {frame.data(), 8}, be);
-    chain = wal::Update(chain, {frame.data() + wal::kFrameHeaderSize, ps}, be);
+    Result<std::span<const uint8_t>> frame = t.Frame(i, scratch);
+    if (!frame.ok()) return frame.status().Context(wal_path);
+    wal::FrameHeader fh = wal::FrameHeader::Decode(frame->data());
+    chain = wal::Update(chain, frame->subspan(0, 8), be);
+    chain = wal::Update(chain, frame->subspan(wal::kFrameHeaderSize, ps), be);
     if (fh.salt1 != f.salt1 || fh.salt2 != f.salt2 || fh.pgno == 0 || chain != fh.checksum) {
       return Status::Error(wal_path + ": frame " + std::to_string(i) + " is not valid");
     }
@@ -133,9 +141,25 @@ Result<WalTransaction> WalTransaction::Read(const std::string& wal_path, const w
   return t;
 }
 
+Result<std::span<const uint8_t>> WalTransaction::Frame(uint32_t i, std::vector<uint8_t>& scratch) const {
+  const size_t frame_size = wal::kFrameHeaderSize + frames_.page_size;
+  if (!buffered_.empty()) {
+    return std::span<const uint8_t>(buffered_).subspan(size_t(i - frames_.first_frame) * frame_size, frame_size);
+  }
+  scratch.resize(frame_size);
+  LITEFS_RETURN_IF_ERROR(ReadFull(fd_.get(), scratch, wal::FrameOffset(i, frames_.page_size), "WAL"));
+  return std::span<const uint8_t>(scratch);
+}
+
 Status WalTransaction::ReadPage(uint32_t pgno, std::span<uint8_t> out) {
   auto it = latest_.find(pgno);
   if (it == latest_.end()) return Status::Error("page " + std::to_string(pgno) + " is not in the transaction");
+  if (!buffered_.empty() && out.size() == frames_.page_size) {
+    const size_t frame_size = wal::kFrameHeaderSize + frames_.page_size;
+    const size_t off = size_t(it->second - frames_.first_frame) * frame_size + wal::kFrameHeaderSize;
+    std::memcpy(out.data(), buffered_.data() + off, out.size());
+    return Status();
+  }
   return ReadFull(fd_.get(), out, wal::FrameOffset(it->second, frames_.page_size) + wal::kFrameHeaderSize,
                   "WAL");
 }

@@ -67,7 +67,10 @@ class WalTransaction final : public PageSource {
   // chain (from the frame before) holds, and the last frame commits with
   // f.db_pages. The range may hold several transactions: the pages are then
   // their newest versions, the database as of the last commit frame.
+  // Frames of up to kBufferedBytes in all are read with one pread and kept
+  // in memory (a commit's few frames: a system call, not two per frame).
   static Result<WalTransaction> Read(const std::string& wal_path, const wire::WalFrames& f);
+  static constexpr uint64_t kBufferedBytes = 1 << 20;
 
   uint32_t page_size() const override { return frames_.page_size; }
   uint32_t page_count() const override { return frames_.db_pages; }
@@ -80,8 +83,13 @@ class WalTransaction final : public PageSource {
   uint32_t commits() const { return commits_; }
 
  private:
+  // Frame `i` (header and page): from buffered_ when it holds the range,
+  // else read into `scratch`.
+  Result<std::span<const uint8_t>> Frame(uint32_t i, std::vector<uint8_t>& scratch) const;
+
   fs::UniqueFd fd_;
   wire::WalFrames frames_;
+  std::vector<uint8_t> buffered_;  // frames first..last, when small enough
   std::unordered_map<uint32_t, uint32_t> latest_;  // pgno -> frame
   std::vector<uint32_t> pages_;
   uint32_t commits_ = 0;

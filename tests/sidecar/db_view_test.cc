@@ -291,6 +291,27 @@ TEST_CASE("db_view: WalTransaction reads the frames of the last transaction and 
   }
 }
 
+TEST_CASE("db_view: WalTransaction reads frames beyond what it buffers one by one, alike") {
+  TempDir dir;
+  WalDb w(dir / "big.db", 4096);
+  test::FillTable(w.db, "t", 1, 10, 100);
+  LastTx last = RunTx(w, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) "
+                         "INSERT INTO t(b) SELECT hex(randomblob(1800)) FROM n");
+  const wire::WalFrames& f = last.frames;
+  REQUIRE(uint64_t(f.last_frame - f.first_frame + 1) * (wal::kFrameHeaderSize + 4096) >
+          WalTransaction::kBufferedBytes);
+  std::vector<uint8_t> copy = CheckpointedCopy(w.path, dir / "copy.db");
+  Result<WalTransaction> tx = WalTransaction::Read(w.path + "-wal", f);
+  REQUIRE_MESSAGE(tx.ok(), tx.message());
+  REQUIRE(tx->pages().size() > 256);
+  std::vector<uint8_t> page(4096);
+  for (uint32_t p : tx->pages()) {
+    CAPTURE(p);
+    REQUIRE(tx->ReadPage(p, page).ok());
+    CHECK(std::equal(page.begin(), page.end(), Page(copy, p, 4096).begin()));
+  }
+}
+
 TEST_CASE("db_view: DbFileSource reads pages of a file and refuses pages past its end") {
   TempDir dir;
   {
