@@ -884,18 +884,25 @@ TEST_CASE("LtxLog remembers the newest small files until they leave the log") {
   CHECK(log.Remembered({last, last}) == nullptr);
 }
 
-TEST_CASE("a captured commit's file is remembered as written, and read from memory") {
-  TempDir dir;
-  const std::string db = dir / "src.db";
+// A rollback-mode database at `path` made by `sql`, captured into `log` as
+// its first commit (TXID 1, every page).
+ltx::Pos CaptureFirstCommit(const std::string& path, const std::string& sql, LtxLog& log) {
   {
-    Sqlite s(db);
-    s.Exec("PRAGMA journal_mode=DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (randomblob(3000))");
+    Sqlite s(path);
+    s.Exec("PRAGMA journal_mode=DELETE; " + sql);
   }
-  LtxLog log(dir / "ltx");
   REQUIRE(log.Init().ok());
   PageChecksums cs;
-  Result<ltx::Pos> pos = CommitFile(db, {}, /*all_pages=*/true, {}, cs, log, /*compress=*/true);
+  Result<ltx::Pos> pos = CommitFile(path, {}, /*all_pages=*/true, {}, cs, log, /*compress=*/true);
   REQUIRE_MESSAGE(pos.ok(), pos.message());
+  return *pos;
+}
+
+TEST_CASE("a captured commit's file is remembered as written, and read from memory") {
+  TempDir dir;
+  LtxLog log(dir / "ltx");
+  const ltx::Pos pos =
+      CaptureFirstCommit(dir / "src.db", "CREATE TABLE t(x); INSERT INTO t VALUES (randomblob(3000))", log);
   const ltx::TXIDRange r{1, 1};
   LtxBytes remembered = log.Remembered(r);
   REQUIRE(remembered != nullptr);
@@ -908,20 +915,14 @@ TEST_CASE("a captured commit's file is remembered as written, and read from memo
   REQUIRE(from_memory.ok());
   CHECK(from_memory->first.max_txid == 1);
   CHECK(from_memory->second.post_apply_checksum == ends->second.post_apply_checksum);
-  CHECK(from_memory->second.post_apply_checksum == pos->checksum);
+  CHECK(from_memory->second.post_apply_checksum == pos.checksum);
 }
 
 TEST_CASE("a received file verified in memory applies like one on disk") {
   TempDir dir;
   const std::string src = dir / "src.db";
-  {
-    Sqlite s(src);
-    s.Exec("PRAGMA journal_mode=DELETE; CREATE TABLE t(x); INSERT INTO t VALUES ('a')");
-  }
   LtxLog log(dir / "ltx");
-  REQUIRE(log.Init().ok());
-  PageChecksums cs;
-  REQUIRE(CommitFile(src, {}, true, {}, cs, log, true).ok());
+  CaptureFirstCommit(src, "CREATE TABLE t(x); INSERT INTO t VALUES ('a')", log);
   const ReceivedLtx received{"", std::make_shared<const std::vector<uint8_t>>(test::ReadBytes(log.PathFor({1, 1})))};
   Result<VerifiedLtx> v = VerifyReceivedLtx(received);
   REQUIRE_MESSAGE(v.ok(), v.message());
