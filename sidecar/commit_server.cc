@@ -95,21 +95,22 @@ uint8_t* NewConnectionPage(fs::UniqueFd& fd_out) {
   return static_cast<uint8_t*>(p);
 }
 
-// Sends `bytes` with `fd` attached, at once; false if the socket would not
+// Sends `bytes` with `fds` attached, at once; false if the socket would not
 // take all of it right now (nothing was sent then).
-bool SendWithDescriptor(int sock, const std::string& bytes, int fd) {
+bool SendWithDescriptors(int sock, const std::string& bytes, const std::vector<int>& fds) {
   struct iovec iov = {const_cast<char*>(bytes.data()), bytes.size()};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  if (fds.empty() || fds.size() > 2) return false;
   struct msghdr mh {};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
   mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
+  mh.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
   struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+  std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
   for (;;) {
     ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
@@ -182,6 +183,13 @@ Status CommitServer::Listen(const std::string& path) {
   // Apps may run as another user (another container of the pod).
   chmod(path.c_str(), 0666);
   path_ = path;
+  Result<std::unique_ptr<SidecarLock>> lock = SidecarLock::Create();
+  if (lock.ok()) {
+    lock_ = std::move(*lock);
+  } else {
+    log::Warn("apps will peek at the commit socket to see this sidecar alive",
+              {{"error", lock.message()}});
+  }
   return Status();
 }
 
@@ -499,7 +507,9 @@ void CommitServer::AnswerHello(Conn* conn) {
     if (page && uv_fileno(reinterpret_cast<uv_handle_t*>(&conn->pipe), &sock) == 0) {
       std::string bytes;
       wire::EncodeMessage(ok, bytes);
-      if (SendWithDescriptor(sock, bytes, fd.get())) {
+      std::vector<int> fds = {fd.get()};
+      if (lock_) fds.push_back(lock_->fd());
+      if (SendWithDescriptors(sock, bytes, fds)) {
         conn->page = page;
         return;
       }
@@ -546,6 +556,10 @@ void CommitServer::Drop(Conn* conn) {
     }
   }
   conn->db.clear();
+  if (conn->page) {
+    // Before the socket closes: the app may look here rather than at it.
+    conn->PageWord(connection_page::kDroppedOffset).store(1, std::memory_order_seq_cst);
+  }
   CheckDrained();
   uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe), [](uv_handle_t* h) {
     auto* c = static_cast<Conn*>(h->data);
@@ -557,6 +571,7 @@ void CommitServer::Drop(Conn* conn) {
 }
 
 void CommitServer::Close(std::function<void()> done) {
+  if (lock_) lock_->Release();  // apps see this sidecar gone from here on
   if (drained_) {
     auto fn = std::move(drained_);
     drained_ = nullptr;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ltx/status.h"
+#include "sidecar/sidecar_lock.h"
 #include "sidecar/store.h"
 
 namespace litefs {
@@ -63,7 +64,8 @@ class CommitServer {
   void Process(Conn* conn);
   void Handle(Conn* conn, wire::Message msg);
   void AnswerBegin(Conn* conn, Database* db);
-  // Ok, with the connection page attached when one can be made.
+  // Ok, with the connection page and the sidecar lock page attached when
+  // they can be made.
   void AnswerHello(Conn* conn);
   // Marks the connection's pending request done; false if the connection
   // went away meanwhile (and was freed).
@@ -80,6 +82,9 @@ class CommitServer {
   uv_loop_t* loop_;
   Store& store_;
   std::string path_;
+  // Held while this server serves (vfs/connection_page.h); none where the
+  // platform cannot provide it.
+  std::unique_ptr<SidecarLock> lock_;
   uv_pipe_t* server_ = nullptr;
   std::set<Conn*> conns_;
   size_t commits_in_progress_ = 0;

@@ -12,6 +12,8 @@
 // database is already armed (commit_window.h).
 #pragma once
 
+#include <linux/futex.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -29,5 +31,40 @@ inline constexpr size_t kWritingOffset = 8;
 // the commit window a connection without a page takes (commit_window.h).
 // The sidecar publishes "closed" before it reads these marks.
 inline constexpr size_t kCommittingOffset = 16;
+// u64: 0 while the sidecar serves the connection; it sets 1 when it drops
+// the connection (a bad message), before it closes the socket.
+inline constexpr size_t kDroppedOffset = 24;
+
+// The sidecar lock page, the second descriptor with the answer to Hello:
+// one page per sidecar process, mapped read-only by every app (sealed
+// against writes by anyone but the sidecar), holding a robust,
+// process-shared pthread mutex that the sidecar's loop thread locks at
+// start and unlocks when it stops serving. Its futex word (the mutex's
+// first int in glibc; the sidecar checks) holds that thread's id while it
+// is held; when the thread ends, however it ends (SIGKILL too), the kernel
+// replaces the id with FUTEX_OWNER_DIED before the process's sockets
+// close. So the app learns whether its sidecar is still there from a load,
+// where it used to peek at the socket (a system call) at every write
+// transaction. The mutex lives apart from the connection pages because
+// glibc follows the pointers inside it: an app must not be able to write it.
+namespace sidecar_lock {
+inline constexpr size_t kSize = 4096;
+inline constexpr char kMagic[8] = {'L', 'F', 'S', 'L', 'O', 'C', 'K', '1'};
+inline constexpr size_t kMutexOffset = 64;
+inline constexpr size_t kMutexRoom = 64;
+}  // namespace sidecar_lock
+
+inline uint64_t LoadWord(const uint8_t* page, size_t offset) {
+  return __atomic_load_n(reinterpret_cast<const uint64_t*>(page + offset), __ATOMIC_SEQ_CST);
+}
+
+// Whether the sidecar still serves a connection: its lock names a thread
+// the kernel has not marked dead, and it has not dropped the connection.
+inline bool SidecarServes(const uint8_t* lock_page, const uint8_t* connection_page) {
+  uint32_t word = __atomic_load_n(
+      reinterpret_cast<const uint32_t*>(lock_page + sidecar_lock::kMutexOffset), __ATOMIC_SEQ_CST);
+  return (word & FUTEX_TID_MASK) != 0 && (word & FUTEX_OWNER_DIED) == 0 &&
+         LoadWord(connection_page, kDroppedOffset) == 0;
+}
 
 }  // namespace litefs::connection_page

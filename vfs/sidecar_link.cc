@@ -34,29 +34,55 @@ void SidecarLink::Disconnect() {
   if (fd_ >= 0 && pid_ == CurrentPid()) close(fd_);
   fd_ = -1;
   reader_ = wire::FrameReader();
-  if (page_) munmap(page_, connection_page::kSize);  // a forked child only drops its copy
+  // A forked child only drops its copies.
+  if (page_) munmap(page_, connection_page::kSize);
   page_ = nullptr;
-  if (received_fd_ >= 0) close(received_fd_);
-  received_fd_ = -1;
+  if (lock_page_) munmap(const_cast<uint8_t*>(lock_page_), connection_page::sidecar_lock::kSize);
+  lock_page_ = nullptr;
+  DropReceivedFds();
 }
 
-// Maps the page the sidecar sent with its answer to Hello, if it is one.
-void SidecarLink::MapPage() {
-  int fd = received_fd_;
-  received_fd_ = -1;
-  if (fd < 0) return;
-  void* p = mmap(nullptr, connection_page::kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (p == MAP_FAILED) return;
-  if (std::memcmp(p, connection_page::kMagic, sizeof connection_page::kMagic) != 0) {
-    munmap(p, connection_page::kSize);
-    return;
+void SidecarLink::DropReceivedFds() {
+  for (int fd : received_fds_) close(fd);
+  received_fds_.clear();
+}
+
+namespace {
+
+// Maps what `fd` holds if it starts with `magic`; nullptr otherwise.
+uint8_t* MapIfMagic(int fd, size_t size, int prot, const char (&magic)[8]) {
+  void* p = mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return nullptr;
+  if (std::memcmp(p, magic, sizeof magic) != 0) {
+    munmap(p, size);
+    return nullptr;
   }
-  page_ = static_cast<uint8_t*>(p);
+  return static_cast<uint8_t*>(p);
+}
+
+}  // namespace
+
+// Maps the pages the sidecar sent with its answer to Hello, if they are
+// what they should be: the connection page, then the sidecar lock page.
+void SidecarLink::MapPages() {
+  if (received_fds_.size() >= 1) {
+    page_ = MapIfMagic(received_fds_[0], connection_page::kSize, PROT_READ | PROT_WRITE,
+                       connection_page::kMagic);
+  }
+  if (page_ && received_fds_.size() >= 2) {
+    lock_page_ = MapIfMagic(received_fds_[1], connection_page::sidecar_lock::kSize, PROT_READ,
+                            connection_page::sidecar_lock::kMagic);
+  }
+  DropReceivedFds();
 }
 
 bool SidecarLink::PeerAlive() {
   if (fd_ < 0 || pid_ != CurrentPid()) return false;
+  if (lock_page_ && page_) {
+    if (connection_page::SidecarServes(lock_page_, page_)) return true;
+    Disconnect();  // it stopped, died or dropped this connection
+    return false;
+  }
   char c;
   for (;;) {
     ssize_t n = recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -123,7 +149,7 @@ Status SidecarLink::Connect() {
     Disconnect();
     return Status::Error("the litefs sidecar refused this library: " + why);
   }
-  MapPage();
+  MapPages();
   return Status();
 }
 
@@ -163,9 +189,9 @@ Result<wire::Message> SidecarLink::Receive(int timeout_ms) {
     int r = poll(&pfd, 1, int(left));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;  // timeout is handled at the top of the loop
-    // recvmsg: the answer to Hello may carry the connection page.
+    // recvmsg: the answer to Hello may carry the connection and lock pages.
     struct iovec iov = {buf, sizeof buf};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    alignas(struct cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))];
     struct msghdr mh {};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
@@ -175,10 +201,13 @@ Result<wire::Message> SidecarLink::Receive(int timeout_ms) {
     if (n < 0 && errno == EINTR) continue;
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-      if (received_fd_ >= 0) close(received_fd_);
-      received_fd_ = fd;
+      DropReceivedFds();  // only the last reply's descriptors count
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; i++) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+        received_fds_.push_back(fd);
+      }
     }
     if (n <= 0) {
       Disconnect();

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "ltx/status.h"
 #include "vfs/commit_protocol.h"
@@ -31,7 +32,8 @@ class SidecarLink {
   // Connected, from this process (a forked child reconnects).
   bool connected() const;
   // Whether the sidecar is still at the other end, without sending it
-  // anything (a peek at the socket); drops a dead connection.
+  // anything: its lock on the connection page (connection_page.h), or a
+  // peek at the socket without one; drops a dead connection.
   bool PeerAlive();
 
   // The connection page (connection_page.h), when the sidecar handed one
@@ -48,7 +50,8 @@ class SidecarLink {
   void Disconnect();
   Status SendAll(const std::string& bytes);
   Result<wire::Message> Receive(int timeout_ms);
-  void MapPage();
+  void MapPages();
+  void DropReceivedFds();
   void SetPageWord(size_t offset, bool on);
 
   std::string socket_path_;
@@ -56,8 +59,11 @@ class SidecarLink {
   pid_t pid_ = 0;  // process that opened fd_; a forked child reconnects
   std::string out_;
   wire::FrameReader reader_;
-  uint8_t* page_ = nullptr;   // mapped connection page, or none
-  int received_fd_ = -1;      // a descriptor that came with a reply, not yet taken
+  uint8_t* page_ = nullptr;        // mapped connection page, or none
+  const uint8_t* lock_page_ = nullptr;  // the sidecar lock page (read-only), or none
+  // Descriptors that came with a reply, not yet taken: the connection page,
+  // then the sidecar lock page.
+  std::vector<int> received_fds_;
 };
 
 }  // namespace litefs::vfs
