@@ -267,6 +267,7 @@ Status Decode(Decoder& d, const YAML::Node& root, Config* cfg, Raw* raw) {
   Section top;
   LITEFS_RETURN_IF_ERROR(d.ReadSection(root, "", &top));
   LITEFS_RETURN_IF_ERROR(d.Bool(top, "skip-sync", "skip-sync", &cfg->skip_sync));
+  LITEFS_RETURN_IF_ERROR(d.String(top, "cpus", "cpus", &cfg->cpus));
   LITEFS_RETURN_IF_ERROR(DecodeProxy(d, d.Sub(top, "proxy"), cfg));
   LITEFS_RETURN_IF_ERROR(DecodeExec(d, d.Sub(top, "exec"), cfg));
   LITEFS_RETURN_IF_ERROR(d.String(top, "dir", "dir", &raw->dir));

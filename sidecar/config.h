@@ -87,6 +87,9 @@ struct Config {
   };
   std::vector<ExecCommand> exec;
   bool skip_sync = false;  // start proxy and exec without waiting to catch up
+  // Ours: where the sidecar's threads run, "auto", "all" or a CPU list
+  // (sidecar/cpu_placement.h).
+  std::string cpus = "auto";
 
   struct Log {
     std::string format = "text";  // "text" | "json"

@@ -57,6 +57,7 @@ const std::vector<ConfigKey>& ConfigKeys() {
       {"exec[].cmd", ""},
       {"exec[].if-candidate", ""},
       {"skip-sync", ""},
+      {"cpus", ""},
       {"exit-on-error", "litefs-vfs always exits on a startup error"},
       {"strict-verify", "a LiteFS test option"},
       {"log.format", ""},

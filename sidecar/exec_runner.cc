@@ -1,6 +1,8 @@
 // See exec_runner.h.
 #include "sidecar/exec_runner.h"
 
+#include "sidecar/cpu_placement.h"
+
 #include <limits.h>
 #include <unistd.h>
 
@@ -73,7 +75,11 @@ void ExecRunner::RunNext() {
   opts.exit_cb = &ExecRunner::OnExit;
   auto* process = new uv_process_t;
   process->data = this;
-  int rc = uv_spawn(loop_, process, &opts);
+  int rc;
+  {
+    cpu_placement::ScopedThreadCpus app_cpus(options_.cpus);  // the child inherits them
+    rc = uv_spawn(loop_, process, &opts);
+  }
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(process), [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
     if (on_error_) on_error_(Status::Error("exec " + argv[0] + ": " + uv_strerror(rc)));

@@ -22,6 +22,9 @@ struct ExecOptions {
   std::vector<std::vector<std::string>> commands;  // argv of each, in order
   std::string preload_library;                     // absolute path of liblitefs.so
   std::string dir;                                 // LITEFS_DIR
+  // Where the commands run: the CPUs litefs was started on, not the ones it
+  // keeps to (sidecar/cpu_placement.h). Empty: wherever litefs runs.
+  std::vector<int> cpus;
 };
 
 class ExecRunner {

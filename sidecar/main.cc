@@ -24,6 +24,7 @@
 #include "sidecar/cli_promote.h"
 #include "sidecar/config.h"
 #include "sidecar/curl_loop.h"
+#include "sidecar/cpu_placement.h"
 #include "sidecar/exec_runner.h"
 #include "sidecar/shell_words.h"
 #include "sidecar/log.h"
@@ -192,6 +193,18 @@ int Run(const std::vector<std::string>& args) {
                                         {"config", *path}, {"dir", config->dir},
                                         {"data_dir", config->data_dir}});
   for (const std::string& w : config->warnings) litefs::log::Warn(w);
+  // Before any thread starts: they inherit the placement.
+  const litefs::cpu_placement::CpuList started_on = litefs::cpu_placement::ThreadCpus();
+  litefs::Result<litefs::cpu_placement::Choice> placed =
+      litefs::cpu_placement::PlaceThisThread(config->cpus, config->dir);
+  if (!placed.ok()) {
+    fprintf(stderr, "litefs: %s\n", placed.message().c_str());
+    return kExitUsage;
+  }
+  litefs::log::Info("cpu placement",
+                    {{"cpus", placed->cpus.empty() ? litefs::cpu_placement::FormatCpuList(started_on)
+                                                   : litefs::cpu_placement::FormatCpuList(placed->cpus)},
+                     {"reason", placed->reason}});
 
   // A peer that vanished (an app killed mid-commit, a replica gone) must
   // turn into a write error on that connection, not kill the daemon.
@@ -230,7 +243,7 @@ int Run(const std::vector<std::string>& args) {
     }
   }, SIGHUP);
 
-  auto on_synced = [&app, commands = std::move(commands), managed_dir](litefs::Status st) {
+  auto on_synced = [&app, commands = std::move(commands), managed_dir, started_on](litefs::Status st) {
     if (!st.ok()) {
       litefs::log::Error("startup failed", {{"error", st.message()}});
       return Shutdown(app, kExitRuntime);
@@ -241,7 +254,7 @@ int Run(const std::vector<std::string>& args) {
       litefs::log::Error("cannot run exec", {{"error", preload.message()}});
       return Shutdown(app, kExitRuntime);
     }
-    app.exec = std::make_unique<litefs::ExecRunner>(app.loop, litefs::ExecOptions{commands, *preload, managed_dir});
+    app.exec = std::make_unique<litefs::ExecRunner>(app.loop, litefs::ExecOptions{commands, *preload, managed_dir, started_on});
     app.exec->Start(
         [&app](int code, int term_signal) {
           litefs::log::Info("the app exited", {{"status", std::to_string(code)}});
