@@ -64,11 +64,11 @@ Database::Database(const DatabaseEnv& env, std::string name)
 
 Database::~Database() {
   ArmCapture(false);  // no capture will come
-  for (uv_timer_t* timer : {capture_pacing_timer_, copy_flush_timer_}) {
-    if (!timer) continue;
-    uv_close(reinterpret_cast<uv_handle_t*>(timer),
+  if (copy_flush_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(copy_flush_timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
+  MicroTimer::Destroy(linger_timer_);
 }
 
 uv_timer_t* Database::NewTimer() {
@@ -444,21 +444,10 @@ Status Database::DropBrokenUnsyncedLtx(uint64_t first) {
 
 void Database::Commit(wire::Message commit, std::function<void(Result<ltx::Pos>)> done) {
   if ((commit.flags & wire::kCommitAsync) && (commit.flags & wire::kCommitWal)) {
-    // Nobody waits: one queued capture serves every async commit announced
-    // before it starts, capturing everything the WAL holds when it runs.
-    bool queued;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queued = async_job_queued_;
-      async_job_queued_ = true;
-    }
-    if (!queued) {
-      if (pace_next_capture_) {
-        PaceAsyncCapture();
-      } else {
-        PostAsyncCapture();
-      }
-    }
+    // Nobody waits: a lingering capture takes every commit the WAL holds
+    // when it looks (a commit announced while it lingers is one made just
+    // before it armed: its next look finds it).
+    if (!lingering_) StartLingering();
     return done(pos());
   }
   // A commit the app waits for, or an async rollback-mode one (its next
@@ -521,13 +510,6 @@ void Database::ReleaseRollbackWaiters() {
   for (auto& fn : waiters) fn();
 }
 
-void Database::PostAsyncCapture() {
-  // Armed until the job has read the wal-index a second time, after
-  // disarming (CaptureCommitted): no app announces a commit meanwhile.
-  ArmCapture(true);
-  CaptureCommitted(/*sync=*/false, nullptr, /*armed=*/true);
-}
-
 void Database::SetCaptureSlot(CommitWindow* window, uint32_t slot) {
   ArmCapture(false);
   std::lock_guard<std::mutex> lock(mu_);
@@ -542,12 +524,96 @@ void Database::ArmCapture(bool armed) {
   if (capture_window_) capture_window_->ArmCapture(capture_slot_, armed);
 }
 
-void Database::PaceAsyncCapture() {
-  if (!capture_pacing_timer_) capture_pacing_timer_ = NewTimer();
-  uv_timer_start(
-      capture_pacing_timer_, [](uv_timer_t* t) { static_cast<Database*>(t->data)->PostAsyncCapture(); },
-      kCapturePacing.count(), 0);
+void Database::StartLingering() {
+  lingering_ = true;
+  linger_idle_ticks_ = 0;
   ArmCapture(true);
+  // Reopened for each run: the file may have been replaced since the last.
+  Result<fs::UniqueFd> shm = fs::Open(db_path_ + "-shm", O_RDONLY);
+  linger_shm_ = shm.ok() ? std::move(shm).value() : fs::UniqueFd();
+  PostAsyncCapture(/*disarm_first=*/false);
+}
+
+void Database::StopLingering() {
+  if (!lingering_) return;
+  lingering_ = false;
+  if (linger_timer_) linger_timer_->Stop();
+  linger_shm_.Reset();
+  ArmCapture(false);
+}
+
+void Database::ScheduleLingerTick(std::chrono::microseconds delay) {
+  if (!linger_timer_) linger_timer_ = MicroTimer::Create(env_.loop);
+  if (!linger_timer_) {
+    // No timerfd: no lingering either (apps announce every commit).
+    lingering_ = false;
+    PostAsyncCapture(/*disarm_first=*/true);
+    return;
+  }
+  linger_timer_->Start(delay, [this] { LingerTick(); });
+}
+
+void Database::LingerTick() {
+  if (!lingering_) return;
+  // A look at the wal-index header from the loop, without a job: has a
+  // commit been published since the last capture read the WAL? (A torn or
+  // unreadable header counts as one: the job will tell.)
+  bool moved = true;
+  if (linger_shm_.valid()) {
+    Result<wal::Index::HeaderState> h = wal::ReadIndexHeader(linger_shm_.get());
+    if (h.ok() && h->valid) {
+      const WalIndexHeader& w = h->header;
+      moved = w.mx_frame != linger_captured_end_.last_frame || w.salt1() != linger_captured_end_.salt1 ||
+              w.salt2() != linger_captured_end_.salt2;
+    }
+  }
+  if (moved) return PostAsyncCapture(/*disarm_first=*/false);
+  if (++linger_idle_ticks_ < kLingerIdleTicks) return ScheduleLingerTick(kLingerTick);
+  lingering_ = false;
+  PostAsyncCapture(/*disarm_first=*/true);
+}
+
+void Database::PostAsyncCapture(bool disarm_first) {
+  auto result = std::make_shared<Result<ltx::Pos>>(pos());
+  auto found = std::make_shared<uint64_t>(0);
+  auto end = std::make_shared<wire::WalFrames>();
+  const uint64_t start_ns = uv_hrtime();
+  strand_.Post(
+      [this, result, found, end, disarm_first] {
+        // Apps that saw the word armed published their commit before
+        // looking (commit_window.h): cleared first, the read below finds
+        // every commit that sent no message.
+        if (disarm_first) ArmCapture(false);
+        captured_in_job_ = 0;
+        *result = CaptureCommittedJob(/*sync=*/false, end.get());
+        *found = captured_in_job_;
+        if (!result->ok()) wal_tail_.known = false;
+      },
+      [this, result, found, end, disarm_first, start_ns] {
+        AfterAsyncCapture(disarm_first, result->ok(), *found, *end);
+        CaptureFinished(*result, *found, start_ns);
+      });
+}
+
+void Database::AfterAsyncCapture(bool disarm_first, bool ok, uint64_t found,
+                                 const wire::WalFrames& end) {
+  if (!ok) {
+    // Recovery records what the failed capture did not.
+    if (lingering_) ArmCapture(false);
+    lingering_ = false;
+    return;
+  }
+  // The last job of a run was not lingering; one that found commits started
+  // no new run: a commit after its read sent its message.
+  if (disarm_first || !lingering_) return;
+  linger_captured_end_ = end;
+  if (found > 0) {
+    linger_idle_ticks_ = 0;
+    return ScheduleLingerTick(found > 2 ? kCapturePacing : kLingerTick);
+  }
+  if (++linger_idle_ticks_ < kLingerIdleTicks) return ScheduleLingerTick(kLingerTick);
+  lingering_ = false;
+  PostAsyncCapture(/*disarm_first=*/true);
 }
 
 void Database::CaptureFinished(const Result<ltx::Pos>& result, uint64_t captured, uint64_t start_ns) {
@@ -663,9 +729,10 @@ Result<wire::WalFrames> Database::CommittedWalEnd() const {
   return wire::WalFrames{h.salt1, h.salt2, 0, committed->last_frame, h.page_size, committed->db_pages};
 }
 
-Result<ltx::Pos> Database::CaptureCommittedJob(bool sync) {
+Result<ltx::Pos> Database::CaptureCommittedJob(bool sync, wire::WalFrames* end_out) {
   Result<wire::WalFrames> end = CommittedWalEnd();
   if (!end.ok()) return end.status();
+  if (end_out) *end_out = *end;
   if (end->last_frame == 0) return pos();
   LtxWriteOptions opts{env_.compress, env_.node_id, WallClockMs(), sync};
   Result<ltx::Pos> at = CaptureWalUpTo(*end, opts);
@@ -673,43 +740,20 @@ Result<ltx::Pos> Database::CaptureCommittedJob(bool sync) {
   return at;
 }
 
-void Database::CaptureCommitted(bool sync, std::function<void()> done, bool armed) {
+void Database::CaptureCommitted(bool sync, std::function<void()> done) {
   auto result = std::make_shared<Result<ltx::Pos>>(pos());
   auto captured = std::make_shared<uint64_t>(0);
-  auto waiting = std::make_shared<uint64_t>(0);  // commits the first read found
   const uint64_t start_ns = uv_hrtime();
   strand_.Post(
-      [this, result, captured, waiting, sync, armed] {
-        {
-          // This job captures every commit announced so far: the next async
-          // commit needs a job of its own.
-          std::lock_guard<std::mutex> lock(mu_);
-          async_job_queued_ = false;
-        }
+      [this, result, captured, sync] {
         captured_in_job_ = 0;
         // Up to the WAL's last commit frame as SQLite published it, whatever
         // order the messages of several connections arrive in.
         *result = CaptureCommittedJob(sync);
-        *waiting = captured_in_job_;
-        if (armed) {
-          // Apps that saw the capture armed published their commit before
-          // looking (commit_window.h); a commit published after the read
-          // above and before this disarm is found by the second read.
-          ArmCapture(false);
-          if (result->ok()) *result = CaptureCommittedJob(sync);
-        }
         *captured = captured_in_job_;
         if (!result->ok()) wal_tail_.known = false;
       },
-      [this, result, captured, waiting, start_ns, done = std::move(done)] {
-        // Three or more commits were waiting for the job: the app commits
-        // faster than one file per commit; let the next capture wait a
-        // little and take more. Two are no sign of that at a steady rate
-        // near 1/kCapturePacing, where pacing on them fed itself (each paced
-        // capture found two again) and added up to a pacing interval of lag
-        // to a third of the commits; nor is a commit made while the job ran
-        // (found by its second read).
-        pace_next_capture_ = result->ok() && *waiting > 2;
+      [this, result, captured, start_ns, done = std::move(done)] {
         CaptureFinished(*result, *captured, start_ns);
         if (done) done();
       });

@@ -29,6 +29,7 @@
 #include "sidecar/page_checksums.h"
 #include "sidecar/capture_durability.h"
 #include "sidecar/commit_window.h"
+#include "sidecar/micro_timer.h"
 #include "sidecar/replica_durability.h"
 #include "sidecar/pos_file.h"
 #include "sidecar/strand.h"
@@ -152,7 +153,11 @@ class Database {
   // Before stepping down, and before the proxy names this node's position
   // to a client that just wrote. `sync`: the LTX file too (stepping down).
   // `done` runs on the loop.
-  void CaptureCommitted(bool sync, std::function<void()> done, bool armed = false);
+  void CaptureCommitted(bool sync, std::function<void()> done);
+  // This node stops being the primary: a lingering capture of async WAL
+  // commits stops looking (the step-down captured them all), so that no
+  // capture reads what the replica applies. Loop thread.
+  void StopLingering();
   // An app was allowed to write this database through the VFS (so WAL
   // commits may wait in the WAL uncaptured); loop thread.
   void NoteAppWriter() { app_writers_seen_ = true; }
@@ -220,11 +225,9 @@ class Database {
   // recorded; were this node promoted, its first capture continues after
   // them (apps cannot write a replica, so the frames are all ours).
   void NoteAppliedWalEnd();
-  Result<ltx::Pos> CaptureCommittedJob(bool sync);
-  // Async WAL commits: a capture job now, or after kCapturePacing when the
-  // last capture found several commits waiting (loop thread).
-  void PostAsyncCapture();
-  void PaceAsyncCapture();
+  // Captures up to the wal-index's last commit frame; `end` (if given) is
+  // set to the WAL end it read.
+  Result<ltx::Pos> CaptureCommittedJob(bool sync, wire::WalFrames* end = nullptr);
   // A capture's completion: metrics and subscribers, or recovery on failure.
   void CaptureFinished(const Result<ltx::Pos>& result, uint64_t captured, uint64_t start_ns);
 
@@ -313,20 +316,37 @@ class Database {
   int64_t pos_timestamp_ms_ = 0;  // guarded by mu_
   std::deque<PosChange> changes_;  // guarded by mu_
   uint64_t change_seq_ = 0;       // guarded by mu_
-  // Whether a capture job for async WAL commits is queued and not started
-  // (guarded by mu_): later ones need no job of their own.
-  bool async_job_queued_ = false;
 
   // Loop thread.
   State state_ = State::kRecovering;
   bool app_writers_seen_ = false;
-  // Under load, captures of async WAL commits are spaced kCapturePacing apart
-  // so that more commits share a file: fewer files and wake-ups, and more of
-  // the shared cores left to the app. A commit that waits (rollback mode,
-  // LITEFS_WAIT_FOR_CAPTURE), a flush and the proxy's capture are not paced.
-  static constexpr std::chrono::milliseconds kCapturePacing{1};
-  bool pace_next_capture_ = false;
-  uv_timer_t* capture_pacing_timer_ = nullptr;  // created on first use
+  // Async WAL commits (loop thread). The first one announced arms the
+  // database's word in the commit window and starts a capture; the capture
+  // then lingers, armed, looking at the wal-index header every kLingerTick
+  // and capturing what it finds, for as long as commits keep coming. Apps
+  // that see the word armed send nothing, so under load a commit costs its
+  // app no message — a cross-CPU wake-up, which on a small VM costs the app
+  // more than the capture does. After kLingerIdleTicks looks without a
+  // commit the word is cleared and the WAL read once more (a commit made
+  // before the clear is in it; one made after sends its message).
+  // A capture that found three or more commits waiting waits kCapturePacing
+  // before the next look, so that more commits share a file under load; a
+  // commit that waits (rollback mode, LITEFS_WAIT_FOR_CAPTURE), a flush and
+  // the proxy's capture are not paced.
+  static constexpr std::chrono::microseconds kLingerTick{300};
+  static constexpr int kLingerIdleTicks = 4;
+  static constexpr std::chrono::microseconds kCapturePacing{1000};
+  bool lingering_ = false;
+  int linger_idle_ticks_ = 0;
+  wire::WalFrames linger_captured_end_;  // the WAL end the last capture read
+  fs::UniqueFd linger_shm_;               // the -shm, for the header looks
+  MicroTimer* linger_timer_ = nullptr;    // created on first use
+  void StartLingering();
+  void LingerTick();
+  void ScheduleLingerTick(std::chrono::microseconds delay);
+  // A capture job: `disarm_first` for the last one of a lingering run.
+  void PostAsyncCapture(bool disarm_first);
+  void AfterAsyncCapture(bool disarm_first, bool ok, uint64_t found, const wire::WalFrames& end);
   // Copies whose flush waits for the app's next one are flushed by the
   // sidecar once no commit came for kIdleCopyFlush.
   static constexpr std::chrono::milliseconds kIdleCopyFlush{5};
@@ -338,9 +358,8 @@ class Database {
   std::vector<std::function<void()>> rollback_capture_waiters_;
   void ReleaseRollbackWaiters();
   uv_timer_t* NewTimer();
-  // While an async capture waits (paced) or runs, its slot in the commit
-  // window says so and the apps' async commits need no message of their
-  // own; the job reads the wal-index again after disarming.
+  // While a capture lingers, its slot in the commit window says so and the
+  // apps' async commits need no message of their own.
   CommitWindow* capture_window_ = nullptr;
   uint32_t capture_slot_ = 0;
   void ArmCapture(bool armed);

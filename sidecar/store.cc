@@ -163,6 +163,7 @@ void Store::SetPrimary(std::optional<PrimaryInfo> primary) {
   is_primary_ = false;
   commit_deadline_.reset();
   CloseCommitWindow();
+  for (auto& [name, db] : dbs_) db->StopLingering();
   primary_ = std::move(primary);
   bool same_host = !was_primary && was && primary_ && was->hostname == primary_->hostname;
   if (!same_host) WritePrimaryFile();

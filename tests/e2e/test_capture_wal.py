@@ -261,8 +261,8 @@ db.close()
 
 @pytest.mark.parametrize("writers", [1, 3])
 def test_fast_async_commits_ride_on_an_armed_capture(cluster, writers):
-    """Under load the sidecar paces its captures and shows each one armed in
-    the commit window; an app's async WAL commit made meanwhile sends no
+    """Under load the sidecar paces its captures and keeps them armed in the
+    commit window; an app's async WAL commit made meanwhile sends no
     message (its connection page tells the sidecar it is writing). Every
     commit is still recorded, once, in order — also with several processes
     committing at once, each deciding on its own whether to announce."""
@@ -288,6 +288,29 @@ def test_fast_async_commits_ride_on_an_armed_capture(cluster, writers):
     assert m['litefs_db_commit_count{db="fast.db"}'] >= commits
     messages = m['litefs_db_commit_message_count{db="fast.db"}'] - messages_before
     assert messages < commits / 2, (messages, commits)
+
+
+def test_a_capture_lingers_armed_while_commits_keep_coming(cluster):
+    """Synced WAL commits come too slowly for several to wait for one capture,
+    yet each one that finds a capture armed sends nothing: after capturing, it
+    stays armed and looks at the wal-index again while commits keep coming.
+    Without that, about every other commit sent its message."""
+    from litefs_cluster import BUILD
+    from test_node_api import metrics
+    p = cluster.primary
+    bench = str(BUILD / "tests" / "bench" / "commit_bench")
+    db = str(p.path("steady.db"))
+    subprocess.run([bench, db, "WAL", "FULL", "0.05"], env=p.env(), check=True, capture_output=True)
+    before = int(cluster.wait_replicated("steady.db").split("/")[0], 16)
+    messages_before = metrics(p)['litefs_db_commit_message_count{db="steady.db"}']
+    out = subprocess.run([bench, db, "WAL", "FULL", "1"], env=p.env(), check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    commits = int(dict(line.split() for line in out.splitlines())["tx"])
+    assert commits > 200, commits
+    assert assert_converged(cluster, "steady.db") == before + commits
+    assert_chain(ltx_ranges(p, "steady.db"), before + 1, before + commits)
+    messages = metrics(p)['litefs_db_commit_message_count{db="steady.db"}'] - messages_before
+    assert messages < commits / 10, (messages, commits)
 
 
 def new_wal_table(cluster, name):
