@@ -259,6 +259,32 @@ db.close()
     assert r.sqlite("app.db", "SELECT count(*), sum(n) FROM t").stdout.strip() == f"900|{900 * 901 // 2}"
 
 
+def commit_bench_messages(cluster, name, sync, writers=1):
+    """`writers` commit_bench processes writing WAL + `sync` commits to `name`
+    for a second; checks that every commit is recorded, once, in order, and
+    returns the commits and the commit messages the apps sent for them."""
+    from litefs_cluster import BUILD
+    from test_node_api import metrics
+    p = cluster.primary
+    bench = str(BUILD / "tests" / "bench" / "commit_bench")
+    db = str(p.path(name))
+    subprocess.run([bench, db, "WAL", sync, "0.05"], env=p.env(), check=True, capture_output=True)
+    before = int(cluster.wait_replicated(name).split("/")[0], 16)
+    messages_before = metrics(p)[f'litefs_db_commit_message_count{{db="{name}"}}']
+    procs = [subprocess.Popen([bench, db, "WAL", sync, "1"], env=p.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(writers)]
+    commits = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        commits += int(dict(line.split() for line in out.splitlines())["tx"])
+    assert assert_converged(cluster, name) == before + commits
+    assert_chain(ltx_ranges(p, name), before + 1, before + commits)
+    m = metrics(p)
+    assert m[f'litefs_db_commit_count{{db="{name}"}}'] >= commits
+    return commits, m[f'litefs_db_commit_message_count{{db="{name}"}}'] - messages_before
+
+
 @pytest.mark.parametrize("writers", [1, 3])
 def test_fast_async_commits_ride_on_an_armed_capture(cluster, writers):
     """Under load the sidecar paces its captures and keeps them armed in the
@@ -266,27 +292,8 @@ def test_fast_async_commits_ride_on_an_armed_capture(cluster, writers):
     message (its connection page tells the sidecar it is writing). Every
     commit is still recorded, once, in order — also with several processes
     committing at once, each deciding on its own whether to announce."""
-    from litefs_cluster import BUILD
-    from test_node_api import metrics
-    p = cluster.primary
-    bench = str(BUILD / "tests" / "bench" / "commit_bench")
-    db = str(p.path("fast.db"))
-    subprocess.run([bench, db, "WAL", "NORMAL", "0.05"], env=p.env(), check=True, capture_output=True)
-    before = int(cluster.wait_replicated("fast.db").split("/")[0], 16)
-    messages_before = metrics(p)['litefs_db_commit_message_count{db="fast.db"}']
-    procs = [subprocess.Popen([bench, db, "WAL", "NORMAL", "1"], env=p.env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(writers)]
-    commits = 0
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        commits += int(dict(line.split() for line in out.splitlines())["tx"])
+    commits, messages = commit_bench_messages(cluster, "fast.db", "NORMAL", writers)
     assert commits > 1000, commits  # enough to be under load
-    assert assert_converged(cluster, "fast.db") == before + commits
-    assert_chain(ltx_ranges(p, "fast.db"), before + 1, before + commits)
-    m = metrics(p)
-    assert m['litefs_db_commit_count{db="fast.db"}'] >= commits
-    messages = m['litefs_db_commit_message_count{db="fast.db"}'] - messages_before
     assert messages < commits / 2, (messages, commits)
 
 
@@ -295,21 +302,8 @@ def test_a_capture_lingers_armed_while_commits_keep_coming(cluster):
     yet each one that finds a capture armed sends nothing: after capturing, it
     stays armed and looks at the wal-index again while commits keep coming.
     Without that, about every other commit sent its message."""
-    from litefs_cluster import BUILD
-    from test_node_api import metrics
-    p = cluster.primary
-    bench = str(BUILD / "tests" / "bench" / "commit_bench")
-    db = str(p.path("steady.db"))
-    subprocess.run([bench, db, "WAL", "FULL", "0.05"], env=p.env(), check=True, capture_output=True)
-    before = int(cluster.wait_replicated("steady.db").split("/")[0], 16)
-    messages_before = metrics(p)['litefs_db_commit_message_count{db="steady.db"}']
-    out = subprocess.run([bench, db, "WAL", "FULL", "1"], env=p.env(), check=True, capture_output=True,
-                         text=True, timeout=60).stdout
-    commits = int(dict(line.split() for line in out.splitlines())["tx"])
+    commits, messages = commit_bench_messages(cluster, "steady.db", "FULL")
     assert commits > 200, commits
-    assert assert_converged(cluster, "steady.db") == before + commits
-    assert_chain(ltx_ranges(p, "steady.db"), before + 1, before + commits)
-    messages = metrics(p)['litefs_db_commit_message_count{db="steady.db"}'] - messages_before
     assert messages < commits / 10, (messages, commits)
 
 
