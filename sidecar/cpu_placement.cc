@@ -10,8 +10,9 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
+
+#include "sidecar/fsutil.h"
 
 namespace litefs::cpu_placement {
 namespace {
@@ -21,11 +22,11 @@ namespace stdfs = std::filesystem;
 // CPU numbers beyond this are refused as typos rather than allocated for.
 constexpr int kMaxCpu = 65535;
 
+// The file's first line; "" if it cannot be read.
 std::string ReadFirstLine(const stdfs::path& p) {
-  std::ifstream in(p);
-  std::string line;
-  std::getline(in, line);
-  return line;
+  Result<std::string> text = fs::ReadFile(p.string());
+  if (!text.ok()) return "";
+  return text->substr(0, text->find('\n'));
 }
 
 bool ParseInt(std::string_view s, int* out) {

@@ -27,8 +27,12 @@ def thread_cpus(pid):
     return out
 
 
-def cpu_list(cpus):
-    return ",".join(str(c) for c in sorted(cpus))
+def parse(text):
+    out = []
+    for item in text.split(","):
+        a, _, b = item.partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
 
 
 def logged_placement(node):
@@ -56,14 +60,6 @@ def test_configured_cpus_hold_every_thread_and_exec_keeps_the_started_ones(tmp_p
         assert logged_placement(n) == (str(first), "cpus: as configured")
     finally:
         n.stop()
-
-
-def parse(text):
-    out = []
-    for item in text.split(","):
-        a, _, b = item.partition("-")
-        out += range(int(a), int(b or a) + 1)
-    return out
 
 
 def test_auto_placement_is_what_the_log_says(tmp_path):
