@@ -888,12 +888,13 @@ void Database::ApplyReceived(std::vector<ReceivedLtx> files, std::function<void(
   struct Outcome {
     Status status;
     size_t applied = 0;
+    bool rollback_mode = false;
   };
   auto result = std::make_shared<Outcome>();
   const uint64_t start_ns = uv_hrtime();
   strand_.Post(
       [this, result, files = std::move(files)] {
-        result->status = ApplyBatchJob(files, result->applied);
+        result->status = ApplyBatchJob(files, result->applied, result->rollback_mode);
         NoteAppliedWalEnd();
         if (!result->status.ok()) {
           for (const ReceivedLtx& f : files) {
@@ -902,6 +903,7 @@ void Database::ApplyReceived(std::vector<ReceivedLtx> files, std::function<void(
         }
       },
       [this, result, start_ns, done = std::move(done)] {
+        last_apply_in_rollback_mode_ = result->rollback_mode;
         if (result->applied > 0) {
           apply_count_ += result->applied;
           last_apply_lag_ms_ = WallClockMs() - pos_timestamp_ms();
@@ -925,7 +927,8 @@ void Database::ApplyReceived(std::vector<ReceivedLtx> files, std::function<void(
       });
 }
 
-Status Database::ApplyBatchJob(const std::vector<ReceivedLtx>& files, size_t& applied) {
+Status Database::ApplyBatchJob(const std::vector<ReceivedLtx>& files, size_t& applied,
+                               bool& rollback_mode) {
   applied = 0;
   size_t next = 0;
   while (next < files.size()) {
@@ -935,6 +938,7 @@ Status Database::ApplyBatchJob(const std::vector<ReceivedLtx>& files, size_t& ap
     std::vector<VerifiedLtx> run;
     Status stop;
     const bool wal = IsWalDatabase(db_path_);
+    rollback_mode = !wal;
     ltx::Pos at = pos();
     for (size_t k = next; k < files.size(); k++) {
       Result<VerifiedLtx> ltx = VerifyReceivedLtx(files[k]);

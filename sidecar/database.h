@@ -97,6 +97,9 @@ class Database {
   uint64_t apply_count() const { return apply_count_; }
   // Apply time minus the applied file's timestamp, at the last apply (ms).
   int64_t last_apply_lag_ms() const { return last_apply_lag_ms_; }
+  // Loop thread, once ApplyReceived's `done` runs: whether that apply went
+  // into a rollback-mode database (a journal and the database synced).
+  bool last_apply_in_rollback_mode() const { return last_apply_in_rollback_mode_; }
 
   // Loop thread: true once recovery succeeded and until a failure that
   // needs another recovery; `problem()` says why not.
@@ -235,8 +238,9 @@ class Database {
   Result<ltx::Pos> CaptureRollback(const std::vector<wire::ByteRange>& ranges, ltx::Pos prev,
                                    const LtxWriteOptions& opts);
   Status ApplyJob(const ReceivedLtx& file);
-  // Applies `files` in order; `applied` counts those that went in.
-  Status ApplyBatchJob(const std::vector<ReceivedLtx>& files, size_t& applied);
+  // Applies `files` in order; `applied` counts those that went in;
+  // `rollback_mode`: the database was in a rollback journal mode.
+  Status ApplyBatchJob(const std::vector<ReceivedLtx>& files, size_t& applied, bool& rollback_mode);
   // Part of a batch: installs and applies `run` (verified, consecutive) under
   // one set of locks — to the WAL (`wal`), or as one rollback-mode transaction.
   Status ApplyRun(std::span<const ReceivedLtx> files, std::vector<VerifiedLtx>& run, bool wal,
@@ -370,6 +374,7 @@ class Database {
   uint64_t commit_message_count_ = 0;
   uint64_t apply_count_ = 0;
   int64_t last_apply_lag_ms_ = 0;
+  bool last_apply_in_rollback_mode_ = false;
   bool import_waiting_ = false;
   // Replica checkpoints (wal_checkpoint.h): after one that could not copy
   // every frame (a reader holds an old snapshot), the next waits for

@@ -29,13 +29,18 @@ ReplicaClient::ReplicaClient(uv_loop_t* loop, http::CurlLoop& curl, Store& store
   reconnect_timer_ = new uv_timer_t;
   uv_timer_init(loop_, reconnect_timer_);
   reconnect_timer_->data = this;
+  pacing_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, pacing_timer_);
+  pacing_timer_->data = this;
 }
 
 ReplicaClient::~ReplicaClient() {
   *alive_ = false;
   Stop();
-  uv_close(reinterpret_cast<uv_handle_t*>(reconnect_timer_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  for (uv_timer_t* timer : {reconnect_timer_, pacing_timer_}) {
+    uv_close(reinterpret_cast<uv_handle_t*>(timer),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
 }
 
 void ReplicaClient::Start() {
@@ -271,27 +276,44 @@ void ReplicaClient::Pump() {
 void ReplicaClient::Apply(const std::string& db_name, std::vector<ReceivedLtx> files) {
   Database* db = store_.Find(db_name);  // created when its first frame arrived
   applying_ = true;
-  uint64_t transfer = transfer_;
-  db->ApplyReceived(std::move(files), [this, alive = alive_, db, transfer](Status st) {
+  const uint64_t transfer = transfer_;
+  const uint64_t start_ns = uv_hrtime();
+  db->ApplyReceived(std::move(files), [this, alive = alive_, db, transfer, start_ns](Status st) {
     if (!*alive) return;  // the client was destroyed during the apply
-    applying_ = false;
-    if (transfer != transfer_ || stopped_) {  // that stream is gone
-      if (connect_when_idle_) {
-        connect_when_idle_ = false;
-        Connect();
-      }
-      return;
-    }
-    if (!st.ok()) {
-      if (sqlite::IsLockTimeout(st)) min_next_delay_ms_ = options_.reader_grace.count();
-      Fail("cannot apply LTX for " + db->name() + ": " + st.message());
-      return;
-    }
+    if (!st.ok() || transfer != transfer_ || stopped_) return AfterApply(transfer, db->name(), st);
     // LiteFS's lag clock: after READY, applied files advance it too.
     if (ready_) last_primary_ms_ = std::max(last_primary_ms_, db->pos_timestamp_ms());
-    Pump();
-    MaybeResume();
+    const uint64_t pacing_ns = uint64_t(std::chrono::nanoseconds(kRollbackApplyPacing).count());
+    const uint64_t elapsed_ns = uv_hrtime() - start_ns;
+    if (!db->last_apply_in_rollback_mode() || elapsed_ns >= pacing_ns) return AfterApply(transfer, db->name(), st);
+    paced_transfer_ = transfer;
+    const uint64_t wait_ms = (pacing_ns - elapsed_ns + 999'999) / 1'000'000;
+    uv_timer_start(
+        pacing_timer_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<ReplicaClient*>(t->data);
+          self->AfterApply(self->paced_transfer_, "", Status());
+        },
+        wait_ms, 0);
   });
+}
+
+void ReplicaClient::AfterApply(uint64_t transfer, const std::string& db_name, const Status& st) {
+  applying_ = false;
+  if (transfer != transfer_ || stopped_) {  // that stream is gone
+    if (connect_when_idle_) {
+      connect_when_idle_ = false;
+      Connect();
+    }
+    return;
+  }
+  if (!st.ok()) {
+    if (sqlite::IsLockTimeout(st)) min_next_delay_ms_ = options_.reader_grace.count();
+    Fail("cannot apply LTX for " + db_name + ": " + st.message());
+    return;
+  }
+  Pump();
+  MaybeResume();
 }
 
 void ReplicaClient::MaybeResume() {

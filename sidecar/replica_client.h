@@ -72,6 +72,9 @@ class ReplicaClient {
   // database, as one batch), running the events queued before it.
   void Pump();
   void Apply(const std::string& db_name, std::vector<ReceivedLtx> files);
+  // An apply of the stream `transfer` to `db_name` is over (and paced): the
+  // next one may start.
+  void AfterApply(uint64_t transfer, const std::string& db_name, const Status& st);
   // Decodes the bytes held back while the queue was full, then lets curl go on.
   void MaybeResume();
   void Fail(const std::string& why);
@@ -114,7 +117,17 @@ class ReplicaClient {
   static constexpr size_t kMaxQueuedFiles = 64;
   std::deque<Queued> queue_;
   size_t queued_files_ = 0;
-  bool applying_ = false;        // an apply runs
+  bool applying_ = false;        // an apply runs, or its pacing wait
+  // Rollback-mode applies start at most once per kRollbackApplyPacing: one
+  // that finished sooner holds the next back, and the files arriving
+  // meanwhile go in together — one journal and two syncs for all of them,
+  // where each alone would pay its own, on the disk the replica's apps (or,
+  // on one machine, the primary's) are syncing on too. An isolated commit
+  // applies at once; a steady stream of them waits this long at most more.
+  // WAL-mode applies do not sync (replica_durability.h) and are not paced.
+  static constexpr std::chrono::milliseconds kRollbackApplyPacing{4};
+  uv_timer_t* pacing_timer_ = nullptr;
+  uint64_t paced_transfer_ = 0;  // the stream of the apply being paced
   bool connect_when_idle_ = false;
   bool paused_ = false;          // decoding stopped: the queue is full
   std::string pending_;          // bytes received after the frame decoding stopped at

@@ -155,6 +155,41 @@ def test_a_replica_catching_up_applies_its_backlog_in_batches(cluster):
     assert applies <= files / 4, (applies, files)
 
 
+def test_a_steady_stream_of_rollback_commits_applies_in_paced_batches():
+    """Under a steady stream of rollback-mode commits a replica starts an apply
+    (a journal and two syncs) at most once per pacing interval (4 ms), so the
+    commits arriving meanwhile share one. On tmpfs an apply takes a fraction
+    of a millisecond: unpaced, each commit below (one a millisecond or so)
+    would go in alone."""
+    import tempfile
+    from litefs_cluster import Cluster
+    from test_node_api import metrics
+    with tempfile.TemporaryDirectory(prefix="litefs-paced.", dir="/dev/shm") as root:
+        cluster = Cluster(root).start()
+        try:
+            p, r = cluster.primary, cluster.replica
+            p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(n INT);")
+            cluster.wait_replicated("app.db")
+            m0 = metrics(r)
+            p.python(f"""
+import sqlite3, time
+db = sqlite3.connect({str(p.path("app.db"))!r}, isolation_level=None)
+for n in range(300):
+    db.execute("INSERT INTO t VALUES (?)", (n,))
+    time.sleep(0.001)
+""")
+            pos = cluster.wait_replicated("app.db")
+            assert int(pos.split("/")[0], 16) == 301
+            assert logical_bytes(r.path("app.db")) == logical_bytes(p.path("app.db"))
+            m = metrics(r)
+            files = m['litefs_db_apply_count{db="app.db"}'] - m0['litefs_db_apply_count{db="app.db"}']
+            applies = m["litefs_apply_duration_seconds_count"] - m0["litefs_apply_duration_seconds_count"]
+            assert files == 300
+            assert applies <= files / 2, (applies, files)
+        finally:
+            cluster.stop()
+
+
 def test_new_replica_gets_a_snapshot_of_existing_data(cluster, tmp_path):
     from litefs_cluster import Node, free_port
     p = cluster.primary
