@@ -527,6 +527,7 @@ void Database::ArmCapture(bool armed) {
 void Database::StartLingering() {
   lingering_ = true;
   linger_idle_ticks_ = 0;
+  linger_rate_.Reset();
   ArmCapture(true);
   // Reopened for each run: the file may have been replaced since the last.
   Result<fs::UniqueFd> shm = fs::Open(db_path_ + "-shm", O_RDONLY);
@@ -607,9 +608,10 @@ void Database::AfterAsyncCapture(bool disarm_first, bool ok, uint64_t found,
   // no new run: a commit after its read sent its message.
   if (disarm_first || !lingering_) return;
   linger_captured_end_ = end;
+  linger_rate_.Add(found, uv_hrtime());
   if (found > 0) {
     linger_idle_ticks_ = 0;
-    return ScheduleLingerTick(found > 2 ? kCapturePacing : kLingerTick);
+    return ScheduleLingerTick(linger_rate_.fast() ? kCapturePacing : kLingerTick);
   }
   if (++linger_idle_ticks_ < kLingerIdleTicks) return ScheduleLingerTick(kLingerTick);
   lingering_ = false;

@@ -29,6 +29,7 @@
 #include "sidecar/page_checksums.h"
 #include "sidecar/capture_durability.h"
 #include "sidecar/commit_window.h"
+#include "sidecar/commit_rate.h"
 #include "sidecar/micro_timer.h"
 #include "sidecar/replica_durability.h"
 #include "sidecar/pos_file.h"
@@ -333,13 +334,19 @@ class Database {
   // more than the capture does. After kLingerIdleTicks looks without a
   // commit the word is cleared and the WAL read once more (a commit made
   // before the clear is in it; one made after sends its message).
-  // A capture that found three or more commits waiting waits kCapturePacing
-  // before the next look, so that more commits share a file under load; a
-  // commit that waits (rollback mode, LITEFS_WAIT_FOR_CAPTURE), a flush and
-  // the proxy's capture are not paced.
+  // While commits come faster than kPacedRate (judged over kRateWindow), a
+  // capture that found some waits kCapturePacing before the next look, so
+  // that several commits share a file — each file costs both sidecars a few
+  // hundred microseconds of CPU, which on a small machine is taken from the
+  // app. At 1,000 commits a second nothing is paced and the lag stays under
+  // a tick. A commit that waits (rollback mode, LITEFS_WAIT_FOR_CAPTURE), a
+  // flush and the proxy's capture are not paced.
   static constexpr std::chrono::microseconds kLingerTick{300};
   static constexpr int kLingerIdleTicks = 4;
-  static constexpr std::chrono::microseconds kCapturePacing{1000};
+  static constexpr uint64_t kPacedRate = 1500;  // commits per second
+  static constexpr std::chrono::nanoseconds kRateWindow{std::chrono::milliseconds(4)};
+  static constexpr std::chrono::microseconds kCapturePacing{2000};
+  CommitRate linger_rate_{kPacedRate, uint64_t(kRateWindow.count())};
   bool lingering_ = false;
   int linger_idle_ticks_ = 0;
   wire::WalFrames linger_captured_end_;  // the WAL end the last capture read
