@@ -285,7 +285,11 @@ void ReplicaClient::Apply(const std::string& db_name, std::vector<ReceivedLtx> f
     if (ready_) last_primary_ms_ = std::max(last_primary_ms_, db->pos_timestamp_ms());
     const uint64_t pacing_ns = uint64_t(std::chrono::nanoseconds(kRollbackApplyPacing).count());
     const uint64_t elapsed_ns = uv_hrtime() - start_ns;
-    if (!db->last_apply_in_rollback_mode() || elapsed_ns >= pacing_ns) return AfterApply(transfer, db->name(), st);
+    // A backlog (a replica catching up) fills the next batch without waiting.
+    if (!db->last_apply_in_rollback_mode() || elapsed_ns >= pacing_ns ||
+        queued_files_ >= Database::kMaxApplyBatch) {
+      return AfterApply(transfer, db->name(), st);
+    }
     paced_transfer_ = transfer;
     const uint64_t wait_ms = (pacing_ns - elapsed_ns + 999'999) / 1'000'000;
     uv_timer_start(

@@ -123,7 +123,8 @@ class ReplicaClient {
   // meanwhile go in together — one journal and two syncs for all of them,
   // where each alone would pay its own, on the disk the replica's apps (or,
   // on one machine, the primary's) are syncing on too. An isolated commit
-  // applies at once; a steady stream of them waits this long at most more.
+  // applies at once; a steady stream of them waits this long at most more;
+  // a backlog of a full batch or more does not wait.
   // WAL-mode applies do not sync (replica_durability.h) and are not paced.
   static constexpr std::chrono::milliseconds kRollbackApplyPacing{4};
   uv_timer_t* pacing_timer_ = nullptr;
