@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "ltx/pos.h"
+#include "sidecar/apply_pacing.h"
 #include "sidecar/log.h"
 #include "sidecar/sqlite_locks.h"
 
@@ -283,8 +284,9 @@ void ReplicaClient::Apply(const std::string& db_name, std::vector<ReceivedLtx> f
     if (!st.ok() || transfer != transfer_ || stopped_) return AfterApply(transfer, db->name(), st);
     // LiteFS's lag clock: after READY, applied files advance it too.
     if (ready_) last_primary_ms_ = std::max(last_primary_ms_, db->pos_timestamp_ms());
-    const uint64_t pacing_ns = uint64_t(std::chrono::nanoseconds(kRollbackApplyPacing).count());
     const uint64_t elapsed_ns = uv_hrtime() - start_ns;
+    const uint64_t pacing_ns =
+        uint64_t(RollbackApplyPacing(std::chrono::nanoseconds(elapsed_ns)).count());
     // A backlog (a replica catching up) fills the next batch without waiting.
     if (!db->last_apply_in_rollback_mode() || elapsed_ns >= pacing_ns ||
         queued_files_ >= Database::kMaxApplyBatch) {

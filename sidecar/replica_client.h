@@ -118,15 +118,11 @@ class ReplicaClient {
   std::deque<Queued> queue_;
   size_t queued_files_ = 0;
   bool applying_ = false;        // an apply runs, or its pacing wait
-  // Rollback-mode applies start at most once per kRollbackApplyPacing: one
-  // that finished sooner holds the next back, and the files arriving
-  // meanwhile go in together — one journal and two syncs for all of them,
-  // where each alone would pay its own, on the disk the replica's apps (or,
-  // on one machine, the primary's) are syncing on too. An isolated commit
-  // applies at once; a steady stream of them waits this long at most more;
-  // a backlog of a full batch or more does not wait.
-  // WAL-mode applies do not sync (replica_durability.h) and are not paced.
-  static constexpr std::chrono::milliseconds kRollbackApplyPacing{4};
+  // Rollback-mode applies under a steady stream start RollbackApplyPacing
+  // apart (apply_pacing.h): one that finished sooner holds the next back.
+  // An isolated commit applies at once; a backlog of a full batch or more
+  // does not wait. WAL-mode applies do not sync (replica_durability.h) and
+  // are not paced.
   uv_timer_t* pacing_timer_ = nullptr;
   uint64_t paced_transfer_ = 0;  // the stream of the apply being paced
   bool connect_when_idle_ = false;
