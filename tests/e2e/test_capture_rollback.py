@@ -292,3 +292,57 @@ def test_deleting_the_database_replicates(cluster, mode):
     p.sqlite("app.db", f"PRAGMA journal_mode={mode}; CREATE TABLE u(y); INSERT INTO u VALUES ('new');")
     assert_converged(cluster, "app.db")
     assert replica_query(cluster, "app.db", "SELECT y FROM u") == "new"
+
+
+def test_deleting_the_database_while_an_app_has_it_open_replicates(cluster):
+    """The file's link count dropping is the deletion, not the last
+    descriptor closing: an app still holding the database does not hold the
+    marker back."""
+    p, r = cluster.primary, cluster.replica
+    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
+    before = assert_converged(cluster, "app.db") + 1
+    w = KeptWriter(p, "app.db")
+    try:
+        w.commit("a1")
+        assert w.committed(30) == "committed a1"
+        wait_for(lambda: txid_of(p) == before, what="the capture of a1")
+        cluster.wait_replicated("app.db")
+        p.path("app.db").unlink()
+        pos = wait_for(lambda: (p.pos("app.db") or "").startswith(f"{before + 1:016x}") and p.pos("app.db"),
+                       what="the deletion marker while the writer is open")
+        assert pos == f"{before + 1:016x}/8000000000000000\n"
+        wait_for(lambda: r.pos("app.db") == pos, what="the replica to apply the deletion")
+        assert not r.path("app.db").exists()
+    finally:
+        w.close()
+
+
+def inotify_watches(pid):
+    """(inode, mask) of every inotify watch the process holds."""
+    import os
+    import re
+    watches = []
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            text = open(f"/proc/{pid}/fdinfo/{fd}").read()
+        except FileNotFoundError:
+            continue
+        for m in re.finditer(r"^inotify wd:\w+ ino:(\w+) sdev:\w+ mask:(\w+)", text, re.M):
+            watches.append((int(m.group(1), 16), int(m.group(2), 16)))
+    return watches
+
+
+def test_journal_deletions_do_not_wake_the_primary(cluster):
+    """The primary watches each database file for its deletion, not the
+    directory: a directory watch for deletions reports the journal SQLite
+    deletes at every DELETE-mode commit, a wake-up of the sidecar the app
+    pays for."""
+    import os
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    cluster.wait_replicated("app.db")
+    db_ino, dir_ino = os.stat(p.path("app.db")).st_ino, os.stat(p.dir).st_ino
+    watched = wait_for(lambda: [ino for ino, _ in inotify_watches(p.proc.pid)] or None,
+                       what="the primary's watch of app.db")
+    assert db_ino in watched
+    assert dir_ino not in watched
