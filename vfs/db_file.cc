@@ -233,6 +233,15 @@ bool ReadChangeCounter(sqlite3_file* real, uint32_t* counter) {
   return true;
 }
 
+// The change counter and whether the header says WAL mode, in one read.
+bool ReadCounterAndMode(sqlite3_file* real, uint32_t* counter, bool* wal) {
+  uint8_t b[10];  // header bytes 18..27: write/read versions, ..., change counter
+  if (real->pMethods->xRead(real, b, sizeof b, 18) != SQLITE_OK) return false;
+  *wal = b[0] == 2 || b[1] == 2;
+  *counter = io::LoadBE32(b + 6);
+  return true;
+}
+
 // Whether the sidecar has captured the database file's last rollback-mode
 // commit, which its app may have handed over without waiting
 // (MayPostRollbackCommit). The sidecar publishes the change counter of the
@@ -305,11 +314,12 @@ bool MayPostRollbackCommit(sqlite3_file* real, DbFileState& s) {
   // The next writer tells this commit by its change counter: one that left
   // it as it was (locking_mode=EXCLUSIVE bumps it once per lock) waits.
   uint32_t counter = 0;
-  if (!s.counter_before || !ReadChangeCounter(real, &counter) || counter == *s.counter_before) {
+  bool wal = false;
+  if (!s.counter_before || !ReadCounterAndMode(real, &counter, &wal) || counter == *s.counter_before) {
     return false;
   }
   std::optional<uint64_t> word = s.window.RollbackCaptured(s.capture_slot, *s.approved_generation);
-  return word && *word != window::kRollbackUntracked && !FileIsWal(real);
+  return word && *word != window::kRollbackUntracked && !wal;
 }
 
 // Hands the committed transaction to the sidecar. The commit point has
