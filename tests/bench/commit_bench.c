@@ -2,7 +2,8 @@
  *
  *   commit_bench DB JOURNAL_MODE SYNCHRONOUS SECONDS
  *
- * Prints "tx_per_s <n>" and "tx <count>". Run once on a plain path (vanilla
+ * Prints "tx_per_s <n>", "tx <count>" and the median and 90th percentile
+ * of the commits' latencies ("p50_us", "p90_us"). Run once on a plain path (vanilla
  * SQLite) and once under LD_PRELOAD=liblitefs.so on a managed path; the
  * ratio is what scripts/bench reports. */
 #include "bench_util.h"
@@ -11,6 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
 
 int main(int argc, char **argv) {
   if (argc != 5) {
@@ -29,15 +35,23 @@ int main(int argc, char **argv) {
   bench_check(sqlite3_prepare_v2(db, "INSERT INTO t(v) VALUES (?)", -1, &ins, 0), db, "prepare");
   double seconds = atof(argv[4]);
   double start = bench_now(), end = start + seconds;
-  long n = 0;
-  while (bench_now() < end) {
+  long n = 0, cap = 1 << 16;
+  double *latency = malloc(sizeof(double) * (size_t)cap);
+  for (double now = start; now < end;) {
     sqlite3_bind_text(ins, 1, "a small row of benchmark data", -1, SQLITE_STATIC);
     bench_check(sqlite3_step(ins), db, "insert");
     sqlite3_reset(ins);
-    n++;
+    double done = bench_now();
+    if (n == cap) latency = realloc(latency, sizeof(double) * (size_t)(cap *= 2));
+    if (!latency) return 1;
+    latency[n++] = done - now;
+    now = done;
   }
   double elapsed = bench_now() - start;
+  qsort(latency, (size_t)n, sizeof(double), compare_doubles);
   printf("tx %ld\ntx_per_s %.1f\n", n, n / elapsed);
+  if (n > 0) printf("p50_us %.1f\np90_us %.1f\n", 1e6 * latency[n / 2], 1e6 * latency[n * 9 / 10]);
+  free(latency);
   sqlite3_finalize(ins);
   sqlite3_close(db);
   return 0;
