@@ -50,7 +50,9 @@ def test_replica_app_starts_after_catching_up(tmp_path):
         seen = tmp_path / "seen-pos"
         # The replica's app records the position it finds at start: it must
         # already be the primary's (exec waits for READY).
-        app = f"import os; open({str(seen)!r}, 'w').write(open(os.environ['LITEFS_DIR'] + '/app.db-pos').read())"
+        # (Written aside and renamed: the test must not read it half-written.)
+        app = (f"import os; open({str(seen) + '.tmp'!r}, 'w').write(open(os.environ['LITEFS_DIR'] + '/app.db-pos').read()); "
+               f"os.rename({str(seen) + '.tmp'!r}, {str(seen)!r})")
         replica = Node(tmp_path, "replica", free_port(), pport, False,
                        exec_args=[PYTHON, "-c", app + "; import signal; signal.pause()"])
         replica.start(wait=False)
