@@ -642,6 +642,7 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
   if (commit.flags & wire::kCommitWal) {
     next = CaptureWalUpTo(commit.wal, opts);
   } else {
+    if (RecordedAlready(commit)) return pos();
     // Written unsynced either way; a synced commit's file is then kept
     // durable by a copy in the capture log (capture_durability.h).
     const bool keep_durable = opts.sync;
@@ -679,6 +680,20 @@ Result<ltx::Pos> Database::CommitJob(const wire::Message& commit) {
     LITEFS_RETURN_IF_ERROR(capture_durability_.MakeDurable(log_.dir()));
   }
   return next;
+}
+
+// An async rollback-mode commit that a recovery took from the file before
+// its message was read (the app had handed it over without waiting): the
+// file, the same one, still carries the change counter the commit names.
+// Capturing its ranges again would record nothing new — or, with the next
+// writer already let through, pages of a transaction not yet committed.
+bool Database::RecordedAlready(const wire::Message& commit) const {
+  if (!(commit.flags & wire::kCommitCounter) || last_change_counter_ == 0 ||
+      commit.change_counter != last_change_counter_) {
+    return false;
+  }
+  struct stat st;
+  return stat(db_path_.c_str(), &st) == 0 && st.st_ino == last_inode_;
 }
 
 bool Database::CopiesShareDevice() {

@@ -258,6 +258,7 @@ class Database {
   void ResetCaptureTail();
   // True (and logged) if inode `ino` is not the file the last capture saw.
   bool ReplacedFile(ino_t ino);
+  bool RecordedAlready(const wire::Message& commit) const;
   Status WritePosFile(ltx::Pos pos, int64_t timestamp_ms);
   // Records a position change for /events (WritePosFile records its own).
   void NoteChange(ltx::Pos pos, uint32_t page_size, uint32_t page_count, int64_t timestamp_ms);

@@ -92,6 +92,7 @@ void EncodeMessage(const Message& msg, std::string& out) {
           PutU32(out, v);
         }
       }
+      if (msg.flags & kCommitCounter) PutU32(out, msg.change_counter);
       break;
     case MsgType::kOk:
       PutU64(out, msg.txid);
@@ -127,7 +128,8 @@ Result<Message> DecodeMessage(std::span<const uint8_t> body) {
       uint32_t n = 0;
       ok = c.String(msg.text) && c.U8(msg.flags) && c.U32(n);
       const size_t wal_bytes = (msg.flags & kCommitWal) ? 24 : 0;
-      ok = ok && c.remaining() == size_t(n) * 16 + wal_bytes;
+      const size_t counter_bytes = (msg.flags & kCommitCounter) ? 4 : 0;
+      ok = ok && c.remaining() == size_t(n) * 16 + wal_bytes + counter_bytes;
       if (ok) {
         msg.ranges.resize(n);
         for (ByteRange& r : msg.ranges) ok = ok && c.U64(r.offset) && c.U64(r.length);
@@ -137,6 +139,7 @@ Result<Message> DecodeMessage(std::span<const uint8_t> body) {
         ok = c.U32(w.salt1) && c.U32(w.salt2) && c.U32(w.first_frame) && c.U32(w.last_frame) &&
              c.U32(w.page_size) && c.U32(w.db_pages);
       }
+      if (ok && counter_bytes) ok = c.U32(msg.change_counter);
       break;
     }
     case MsgType::kOk:

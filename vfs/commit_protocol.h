@@ -16,7 +16,8 @@
 //       the database is not ready for writes yet (recovering).
 //   Commit {db, u8 flags, u32 n, n × (u64 offset, u64 length)
 //           [, if flags & kCommitWal: u32 salt1, u32 salt2, u32 first_frame,
-//              u32 last_frame, u32 page_size, u32 db_pages]}
+//              u32 last_frame, u32 page_size, u32 db_pages]
+//           [, if flags & kCommitCounter: u32 change_counter]}
 //                                               -> Ok{txid, checksum} | Error
 //       Rollback journal modes: sent at SQLITE_FCNTL_COMMIT_PHASETWO while the
 //       app still holds EXCLUSIVE: the byte ranges of the database file
@@ -34,7 +35,10 @@
 //       database file: the next writer waits, before its first write to
 //       the file, until the sidecar has captured it and published its
 //       change counter; its copy's flush may wait for that writer's own
-//       (sidecar/capture_durability.h).
+//       (sidecar/capture_durability.h). Such a commit names the change
+//       counter it left in the file (kCommitCounter): a message read after
+//       a recovery that already recorded the commit from the file is then
+//       known for what it is and not captured a second time.
 //   Begin also waits for that: its answer comes once the database file's
 //       last commit is captured.
 //   AwaitCapture {db}                           -> Ok
@@ -67,8 +71,9 @@ namespace litefs::wire {
 
 // 2: apps check the commit window (commit_window.h); 3: Begun; 4: async WAL
 // commits and flushes; 5: connection pages and capture slots; 6: async
-// rollback-mode commits (writers wait for the rollback-captured word).
-inline constexpr uint32_t kProtocolVersion = 6;
+// rollback-mode commits (writers wait for the rollback-captured word); 7: an
+// async rollback-mode commit names its change counter.
+inline constexpr uint32_t kProtocolVersion = 7;
 inline constexpr size_t kFrameHeaderSize = 5;             // length + type
 inline constexpr uint32_t kMaxFrameSize = 64u << 20;      // sanity bound
 inline constexpr const char* kSocketName = ".litefs.sock";  // inside the managed dir
@@ -91,6 +96,7 @@ inline constexpr uint8_t kCommitSynced = 0x1;  // the app fsynced the database (
 inline constexpr uint8_t kCommitWal = 0x2;     // a WAL transaction: the wal fields are set
 inline constexpr uint8_t kCommitAsync = 0x4;   // the app does not wait: no reply
 inline constexpr uint8_t kCommitFlush = 0x8;   // WAL: capture up to wal.last_frame
+inline constexpr uint8_t kCommitCounter = 0x10;  // rollback mode: change_counter is set
 
 // Where a WAL transaction's frames are.
 struct WalFrames {
@@ -119,6 +125,7 @@ struct Message {
   uint8_t flags = 0;
   std::vector<ByteRange> ranges;
   WalFrames wal;  // with kCommitWal
+  uint32_t change_counter = 0;  // with kCommitCounter: the database header's, after the commit
   // Ok after Commit: the new position.
   uint64_t txid = 0;
   uint64_t checksum = 0;

@@ -303,23 +303,25 @@ void AwaitEarlierCapture(sqlite3_file* real, DbFileState& s) {
 // commit to be durable when COMMIT returns (synchronous=EXTRA,
 // LITEFS_WAIT_FOR_CAPTURE), or the commit leaves the change counter as it
 // was, switches the database to WAL or is large (its capture takes long: the
-// app that made it waits for it rather than its next writer).
-bool MayPostRollbackCommit(sqlite3_file* real, DbFileState& s) {
+// app that made it waits for it rather than its next writer). The change
+// counter the commit left in the file when it may.
+std::optional<uint32_t> MayPostRollbackCommit(sqlite3_file* real, DbFileState& s) {
   if (s.wait_for_capture || s.synchronous_extra || !s.link.connected() || !s.approved_generation) {
-    return false;
+    return std::nullopt;
   }
   uint64_t bytes = 0;
   for (const wire::ByteRange& r : s.dirty.Normalized()) bytes += r.length;
-  if (bytes > kMaxPostedCommitBytes) return false;
+  if (bytes > kMaxPostedCommitBytes) return std::nullopt;
   // The next writer tells this commit by its change counter: one that left
   // it as it was (locking_mode=EXCLUSIVE bumps it once per lock) waits.
   uint32_t counter = 0;
   bool wal = false;
   if (!s.counter_before || !ReadCounterAndMode(real, &counter, &wal) || counter == *s.counter_before) {
-    return false;
+    return std::nullopt;
   }
   std::optional<uint64_t> word = s.window.RollbackCaptured(s.capture_slot, *s.approved_generation);
-  return word && *word != window::kRollbackUntracked && !wal;
+  if (!word || *word == window::kRollbackUntracked || wal) return std::nullopt;
+  return counter;
 }
 
 // Hands the committed transaction to the sidecar. The commit point has
@@ -337,8 +339,9 @@ void CommitWrite(sqlite3_file* real, DbFileState& s) {
   req.text = s.name;
   req.flags = s.synced ? wire::kCommitSynced : 0;
   req.ranges = s.dirty.Normalized();
-  if (MayPostRollbackCommit(real, s)) {
-    req.flags |= wire::kCommitAsync;
+  if (std::optional<uint32_t> counter = MayPostRollbackCommit(real, s)) {
+    req.flags |= wire::kCommitAsync | wire::kCommitCounter;
+    req.change_counter = *counter;
     s.link.Post(req);
     s.posted_rollback_commit = true;
     CommitSent(s);

@@ -346,3 +346,60 @@ def test_journal_deletions_do_not_wake_the_primary(cluster):
                        what="the primary's watch of app.db")
     assert db_ino in watched
     assert dir_ino not in watched
+
+
+HOLDING_WRITER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("INSERT INTO t VALUES ('never committed')")
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_commit_recorded_by_recovery_is_not_captured_again(cluster):
+    """A writer vanishing mid-transaction makes the sidecar recover the
+    database; another app's commit handed over just before that recovery,
+    whose message the sidecar reads after it, is then already recorded:
+    capturing it again would add a TXID that changes nothing (or, with the
+    next writer already writing, pages of a transaction that had not
+    committed yet)."""
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
+    before = assert_converged(cluster, "app.db") + 1
+    w = KeptWriter(p, "app.db")
+    holder = None
+    try:
+        w.commit("a1")  # tracked from now on: the next commit is handed over without waiting
+        assert w.committed(30) == "committed a1"
+        wait_for(lambda: txid_of(p) == before, what="the capture of a1")
+        assert assert_converged(cluster, "app.db") == before
+        holder = subprocess.Popen([PYTHON, "-u", "-c", HOLDING_WRITER, str(p.path("app.db"))],
+                                  env=p.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([holder.stdout], [], [], 30)
+        assert ready and holder.stdout.readline().strip() == "holding"
+        p.proc.send_signal(signal.SIGSTOP)
+        try:
+            # Gone inside its write transaction: the sidecar, reading the
+            # end of its connection first, will recover.
+            holder.kill()
+            holder.wait(timeout=30)
+            w.commit("a2")  # handed over while the sidecar is stopped
+            assert w.committed(30) == "committed a2"
+        finally:
+            p.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: "a writer disconnected mid-transaction" in p.log_text(), what="the recovery")
+        # A commit after both: once it is captured (the position names the
+        # file's content), the recovery and a2's message are behind the sidecar.
+        w.commit("a3")
+        assert w.committed(30) == "committed a3"
+        wait_for(lambda: int(p.pos("app.db").split("/")[1], 16) == logical_checksum(p.path("app.db")),
+                 what="the capture of a3")
+        assert assert_converged(cluster, "app.db") == before + 2  # a2 and a3, once each
+        assert replica_query(cluster, "app.db", "SELECT group_concat(x) FROM t") == "a1,a2,a3"
+    finally:
+        if holder and holder.poll() is None:
+            holder.kill()
+        w.close()

@@ -43,6 +43,21 @@ std::vector<Message> SampleMessages() {
   out.push_back(m);
 
   m = Message{};
+  m.type = MsgType::kCommit;  // an async rollback-mode commit names its change counter
+  m.text = "app.db";
+  m.flags = kCommitSynced | kCommitAsync | kCommitCounter;
+  m.ranges = {{0, 4096}};
+  m.change_counter = 0xfedcba98;
+  out.push_back(m);
+
+  m = Message{};
+  m.type = MsgType::kCommit;
+  m.text = "wal.db";
+  m.flags = kCommitWal | kCommitAsync;
+  m.wal = {0x11111111, 0x22222222, 3, 7, 4096, 12};
+  out.push_back(m);
+
+  m = Message{};
   m.type = MsgType::kAbort;
   m.text = std::string("we\0ird\xff", 7);
   out.push_back(m);
@@ -96,6 +111,8 @@ void CheckSame(const Message& got, const Message& want) {
   CHECK(got.text == want.text);
   CHECK(got.flags == want.flags);
   CHECK(got.ranges == want.ranges);
+  CHECK(got.wal == want.wal);
+  CHECK(got.change_counter == want.change_counter);
   CHECK(got.txid == want.txid);
   CHECK(got.checksum == want.checksum);
   CHECK(got.capture_slot == want.capture_slot);
@@ -278,6 +295,23 @@ TEST_CASE("malformed frames are errors") {
     lying[count_at + 3] = '\xff';
     r = NextOf(Frame(lying));
     REQUIRE_FALSE(r.ok());
+  }
+  SUBCASE("a commit whose change counter is cut short") {
+    Message m;
+    m.type = MsgType::kCommit;
+    m.text = "app.db";
+    m.flags = kCommitAsync | kCommitCounter;
+    m.ranges = {{0, 4096}};
+    m.change_counter = 7;
+    std::string frame;
+    EncodeMessage(m, frame);
+    std::string body = frame.substr(4);
+    for (size_t cut : {size_t(1), size_t(4)}) {
+      CAPTURE(cut);
+      Result<bool> r = NextOf(Frame(body.substr(0, body.size() - cut)));
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.message().find("malformed message of type 3") != std::string::npos);
+    }
   }
   SUBCASE("string length past the end of the frame") {
     std::string body = std::string("\x02", 1) + std::string("\x10\x00\x00\x00", 4) + "abc";
