@@ -202,18 +202,31 @@ class KeptWriter:
         assert self.proc.returncode == 0, err
 
 
+def writer_after_first_commit(cluster):
+    """A kept writer on a new DELETE-mode app.db whose first commit, a1, is
+    captured (so its next ones are handed over without waiting); returns the
+    writer and a1's TXID."""
+    p = cluster.primary
+    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
+    a1 = assert_converged(cluster, "app.db") + 1
+    w = KeptWriter(p, "app.db")
+    try:
+        w.commit("a1")
+        assert w.committed(30) == "committed a1"
+        wait_for(lambda: txid_of(p) == a1, what="the capture of a1")
+    except BaseException:
+        w.proc.kill()
+        raise
+    return w, a1
+
+
 def test_commit_returns_before_its_capture_and_the_next_write_waits_for_it(cluster):
     """A rollback-mode COMMIT does not wait for the sidecar; the next write
     transaction does, before it overwrites anything, until the sidecar has
     captured the previous commit's pages."""
     p = cluster.primary
-    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
-    before = assert_converged(cluster, "app.db") + 1
-    w = KeptWriter(p, "app.db")
+    w, before = writer_after_first_commit(cluster)
     try:
-        w.commit("a1")
-        assert w.committed(30) == "committed a1"
-        wait_for(lambda: txid_of(p) == before, what="the capture of a1")
         p.proc.send_signal(signal.SIGSTOP)
         try:
             w.commit("a2")
@@ -299,13 +312,8 @@ def test_deleting_the_database_while_an_app_has_it_open_replicates(cluster):
     descriptor closing: an app still holding the database does not hold the
     marker back."""
     p, r = cluster.primary, cluster.replica
-    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
-    before = assert_converged(cluster, "app.db") + 1
-    w = KeptWriter(p, "app.db")
+    w, before = writer_after_first_commit(cluster)
     try:
-        w.commit("a1")
-        assert w.committed(30) == "committed a1"
-        wait_for(lambda: txid_of(p) == before, what="the capture of a1")
         cluster.wait_replicated("app.db")
         p.path("app.db").unlink()
         pos = wait_for(lambda: (p.pos("app.db") or "").startswith(f"{before + 1:016x}") and p.pos("app.db"),
@@ -366,14 +374,9 @@ def test_a_commit_recorded_by_recovery_is_not_captured_again(cluster):
     next writer already writing, pages of a transaction that had not
     committed yet)."""
     p = cluster.primary
-    p.sqlite("app.db", "PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
-    before = assert_converged(cluster, "app.db") + 1
-    w = KeptWriter(p, "app.db")
+    w, before = writer_after_first_commit(cluster)
     holder = None
     try:
-        w.commit("a1")  # tracked from now on: the next commit is handed over without waiting
-        assert w.committed(30) == "committed a1"
-        wait_for(lambda: txid_of(p) == before, what="the capture of a1")
         assert assert_converged(cluster, "app.db") == before
         holder = subprocess.Popen([PYTHON, "-u", "-c", HOLDING_WRITER, str(p.path("app.db"))],
                                   env=p.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
