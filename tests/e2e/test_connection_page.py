@@ -16,7 +16,7 @@ import pytest
 
 from litefs_cluster import wait_for
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7  # vfs/commit_protocol.h kProtocolVersion
 HELLO, BEGIN, OK = 1, 2, 0x81
 WRITING, COMMITTING, DROPPED = 8, 16, 24  # word offsets in the page
 LOCK_WORD = 64  # the futex word of the sidecar lock page's mutex
