@@ -1228,10 +1228,14 @@ Result<ltx::Pos> Database::ImportJob(ImportState& state) {
   apply.lock_timeout = kImportLockWait;
   // An app may commit between the capture above and the apply's lock: then
   // the apply stops, and the next try captures that commit first.
+  // In a rollback journal mode such a commit may also have been handed
+  // over without waiting: its message is then still to come.
   if (wal_tail_.known) apply.expect_wal_end = ApplyOptions::WalEnd{wal_tail_.salt1, wal_tail_.salt2, wal_tail_.frame};
+  if (last_change_counter_ != 0) apply.expect_change_counter = last_change_counter_;
   Result<uint32_t> applied = ApplyToDatabase(db_path_, state.ltx_path, *ltx, checksums_, apply);
   if (!applied.ok()) {
-    state.busy = sqlite::IsLockTimeout(applied.status()) || IsUncapturedWal(applied.status());
+    state.busy = sqlite::IsLockTimeout(applied.status()) || IsUncapturedWal(applied.status()) ||
+                 IsUncapturedRollbackCommit(applied.status());
     return applied.status();
   }
   const ltx::Header& h = ltx->header;

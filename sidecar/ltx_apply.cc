@@ -22,6 +22,9 @@
 namespace litefs {
 namespace {
 
+constexpr const char* kUncapturedRollbackCommit = "a commit was made after the last capture";
+
+
 }  // namespace
 
 Result<std::unique_ptr<LtxContent>> OpenLtxContent(const std::string& path, const LtxBytes& bytes) {
@@ -184,6 +187,9 @@ Status ApplyVerifiedLtxRun(const std::string& db_path, std::span<const LtxApplyI
 
   Result<DbShape> old = ReadDbShape(db->get(), db_path);
   if (!old.ok()) return old.status();
+  if (options.expect_change_counter && old->change_counter != *options.expect_change_counter) {
+    return Status::Error(db_path + ": " + kUncapturedRollbackCommit);
+  }
   std::optional<sqlite::JournalWriter> journal;
   LITEFS_RETURN_IF_ERROR(WriteJournal(db->get(), db_path, *old, PagesToJournal(items, *old), journal));
 
@@ -223,6 +229,10 @@ Status ApplyVerifiedLtxRun(const std::string& db_path, std::span<const LtxApplyI
   if (options.before_commit_point) options.before_commit_point();
   LITEFS_RETURN_IF_ERROR(journal->Commit());  // the commit point
   return Status();
+}
+
+bool IsUncapturedRollbackCommit(const Status& st) {
+  return !st.ok() && st.message().find(kUncapturedRollbackCommit) != std::string::npos;
 }
 
 bool IsWalDatabase(const std::string& db_path) {

@@ -48,6 +48,11 @@ struct ApplyOptions {
     uint32_t salt1 = 0, salt2 = 0, frame = 0;
   };
   std::optional<WalEnd> expect_wal_end = std::nullopt;
+  // Rollback mode, on a primary (an import): once the lock is held, the
+  // database header's change counter must be this one — otherwise an app
+  // committed after the last capture (a commit handed over without
+  // waiting), and the apply fails without writing (IsUncapturedRollbackCommit).
+  std::optional<uint32_t> expect_change_counter = std::nullopt;
   // Rollback mode, for tests: called with the journal hot and the database
   // written and synced, right before the commit point.
   std::function<void()> before_commit_point = nullptr;
@@ -55,6 +60,8 @@ struct ApplyOptions {
 
 // The apply found WAL frames committed after `expect_wal_end`.
 bool IsUncapturedWal(const Status& st);
+// The apply found a change counter other than `expect_change_counter`.
+bool IsUncapturedRollbackCommit(const Status& st);
 
 // An LTX file read through once: every check of the decoder passed (header,
 // page order, checksums) and its page numbers are known.
